@@ -1,0 +1,1 @@
+//! The SQLite and PostgreSQL implementations of [`Store`](super::Store).
