@@ -7,7 +7,11 @@
 //! - [`document`]: safe loading of untrusted JSON and YAML.
 //! - [`openapi`]: the one OpenAPI model (3.0 and 3.1) and spec ingest.
 //! - [`problem`]: RFC 9457 problem details, the shape of every refusal.
+//! - [`routing`]: request-path normalisation and the choice of API and major.
+//! - [`lifecycle`]: `Deprecation`/`Sunset`/`Link` headers and the 410 decision.
 
 pub mod document;
+pub mod lifecycle;
 pub mod openapi;
 pub mod problem;
+pub mod routing;
