@@ -3,4 +3,5 @@
 //! roles), and what the gateway is compiled from (the snapshot).
 
 pub mod model;
+pub mod snapshot;
 pub mod store;
