@@ -250,7 +250,7 @@ pub async fn rebuild(store: &dyn Store, holder: &SnapshotHolder) -> Result<i64, 
 
 /// Resolves every HTTP target once per build. IP literals need no lookup; a name that does
 /// not resolve leaves its slot empty, and requests to it fail over or answer 503.
-async fn resolve_targets(snapshot: &Snapshot) -> Vec<Option<SocketAddr>> {
+pub async fn resolve_targets(snapshot: &Snapshot) -> Vec<Option<SocketAddr>> {
     let mut addrs = vec![None; snapshot.target_urls.len()];
     for api in snapshot.apis() {
         for major in api.majors.values() {

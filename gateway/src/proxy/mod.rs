@@ -584,6 +584,9 @@ impl ProxyHttp for Gateway {
         }
         let reply = error.reply(&ctx.request_id, SystemTime::now());
         let status = reply.status;
+        // Pingora closes the downstream connection after a failed proxy attempt; say so, or a
+        // pooling client reuses the socket and sees a reset.
+        session.set_keepalive(None);
         if let Err(write_error) = Self::send(session, ctx, reply).await {
             tracing::debug!(error = %write_error, "could not send the error answer");
         }
