@@ -204,21 +204,31 @@ impl Reconciler<'_> {
 }
 
 /// Reconciles the registry to the bundle's catalog.
-pub async fn apply(registry: &Registry, actor: &Actor, bundle: &Bundle, dry_run: bool) -> Result<ApplyReport> {
+pub async fn apply(
+    registry: &Registry,
+    actor: &Actor,
+    bundle: &Bundle,
+    dry_run: bool,
+) -> Result<ApplyReport> {
     registry.authorize(actor, Permission::Admin, None)?;
     let catalog = &bundle.catalog;
     // Check everything that can be checked before the first write.
     let mut parsed = BTreeMap::new();
     for api in &catalog.apis {
         for v in &api.versions {
-            let text = bundle.specs.get(&v.spec).ok_or_else(|| RegistryError::Invalid {
-                field: format!("apis/{}/versions/spec", api.slug),
-                message: format!("`{}` is not in the bundle", v.spec),
-            })?;
-            let doc = registry.parse_spec(text.as_bytes()).map_err(|e| RegistryError::Invalid {
-                field: v.spec.clone(),
-                message: e.to_string(),
-            })?;
+            let text = bundle
+                .specs
+                .get(&v.spec)
+                .ok_or_else(|| RegistryError::Invalid {
+                    field: format!("apis/{}/versions/spec", api.slug),
+                    message: format!("`{}` is not in the bundle", v.spec),
+                })?;
+            let doc = registry
+                .parse_spec(text.as_bytes())
+                .map_err(|e| RegistryError::Invalid {
+                    field: v.spec.clone(),
+                    message: e.to_string(),
+                })?;
             if let Some(s) = &v.sunset {
                 parse_instant(s).ok_or_else(|| RegistryError::Invalid {
                     field: format!("{}/sunset", v.spec),
@@ -258,7 +268,11 @@ async fn apply_teams(plan: &mut Reconciler<'_>, catalog: &Catalog) -> Result<()>
                 }
             }
             Some(cur) if cur.contact != t.contact => {
-                if plan.step("update", format!("team/{}", t.name), format!("contact {} → {}", cur.contact, t.contact)) {
+                if plan.step(
+                    "update",
+                    format!("team/{}", t.name),
+                    format!("contact {} → {}", cur.contact, t.contact),
+                ) {
                     r.update_team(a, &t.name, &t.contact).await?;
                 }
             }
@@ -278,7 +292,11 @@ async fn apply_plans(plan: &mut Reconciler<'_>, catalog: &Catalog) -> Result<()>
                 }
             }
             Some(cur) if &cur != p => {
-                if plan.step("update", format!("plan/{}", p.name), "rate or quota changed") {
+                if plan.step(
+                    "update",
+                    format!("plan/{}", p.name),
+                    "rate or quota changed",
+                ) {
                     r.update_plan(a, p.clone()).await?;
                 }
             }
@@ -288,7 +306,12 @@ async fn apply_plans(plan: &mut Reconciler<'_>, catalog: &Catalog) -> Result<()>
     Ok(())
 }
 
-async fn apply_api(plan: &mut Reconciler<'_>, spec: &ApiSpec, bundle: &Bundle, parsed: &BTreeMap<String, String>) -> Result<()> {
+async fn apply_api(
+    plan: &mut Reconciler<'_>,
+    spec: &ApiSpec,
+    bundle: &Bundle,
+    parsed: &BTreeMap<String, String>,
+) -> Result<()> {
     let (r, a) = (plan.registry, plan.actor);
     let input = NewApi {
         slug: spec.slug.clone(),
@@ -312,7 +335,13 @@ async fn apply_api(plan: &mut Reconciler<'_>, spec: &ApiSpec, bundle: &Bundle, p
                 || cur.team != spec.team
                 || cur.version_header != spec.version_header
                 || cur.default_major != spec.default_major;
-            if differs && plan.step("update", target, "title, description, team or routing changed") {
+            if differs
+                && plan.step(
+                    "update",
+                    target,
+                    "title, description, team or routing changed",
+                )
+            {
                 r.update_api(a, input).await?;
             }
             true
@@ -322,13 +351,30 @@ async fn apply_api(plan: &mut Reconciler<'_>, spec: &ApiSpec, bundle: &Bundle, p
     // Register every version first, so successors named by deprecations exist.
     for v in &spec.versions {
         let version = parsed.get(&v.spec).cloned().unwrap_or_default();
-        let text = bundle.specs.get(&v.spec).map(String::as_str).unwrap_or_default();
-        let current = if exists { r.store().get_version(&spec.slug, &version).await? } else { None };
+        let text = bundle
+            .specs
+            .get(&v.spec)
+            .map(String::as_str)
+            .unwrap_or_default();
+        let current = if exists {
+            r.store().get_version(&spec.slug, &version).await?
+        } else {
+            None
+        };
         match current {
             None => {
-                if plan.step("register", format!("{}@{version}", spec.slug), format!("from {}", v.spec)) {
-                    let ct = if v.spec.ends_with(".json") { "application/json" } else { "application/yaml" };
-                    r.register_version(a, &spec.slug, text.as_bytes(), Some(ct)).await?;
+                if plan.step(
+                    "register",
+                    format!("{}@{version}", spec.slug),
+                    format!("from {}", v.spec),
+                ) {
+                    let ct = if v.spec.ends_with(".json") {
+                        "application/json"
+                    } else {
+                        "application/yaml"
+                    };
+                    r.register_version(a, &spec.slug, text.as_bytes(), Some(ct))
+                        .await?;
                 }
             }
             Some(cur) => {
@@ -354,19 +400,35 @@ async fn apply_api(plan: &mut Reconciler<'_>, spec: &ApiSpec, bundle: &Bundle, p
             api: spec.slug.clone(),
             major: u.major,
             targets: u.targets.clone(),
-            connect_timeout_ms: u.connect_timeout_ms.unwrap_or(Upstream::DEFAULT_CONNECT_TIMEOUT_MS),
-            read_timeout_ms: u.read_timeout_ms.unwrap_or(Upstream::DEFAULT_READ_TIMEOUT_MS),
+            connect_timeout_ms: u
+                .connect_timeout_ms
+                .unwrap_or(Upstream::DEFAULT_CONNECT_TIMEOUT_MS),
+            read_timeout_ms: u
+                .read_timeout_ms
+                .unwrap_or(Upstream::DEFAULT_READ_TIMEOUT_MS),
         };
         let current = if exists {
-            r.store().list_upstreams(Some(&spec.slug)).await?.into_iter().find(|c| c.major == u.major)
+            r.store()
+                .list_upstreams(Some(&spec.slug))
+                .await?
+                .into_iter()
+                .find(|c| c.major == u.major)
         } else {
             None
         };
         if current.as_ref() != Some(&want)
             && plan.step(
-                if current.is_some() { "update" } else { "create" },
+                if current.is_some() {
+                    "update"
+                } else {
+                    "create"
+                },
                 format!("{}/v{}/upstream", spec.slug, u.major),
-                want.targets.iter().map(|t| format!("{} ({})", t.url, t.weight)).collect::<Vec<_>>().join(", "),
+                want.targets
+                    .iter()
+                    .map(|t| format!("{} ({})", t.url, t.weight))
+                    .collect::<Vec<_>>()
+                    .join(", "),
             )
         {
             let input = UpstreamInput {
@@ -400,15 +462,25 @@ async fn apply_api(plan: &mut Reconciler<'_>, spec: &ApiSpec, bundle: &Bundle, p
         && plan.step(
             "update",
             format!("api/{}/systems-of-record", spec.slug),
-            want.iter().map(|(e, s)| format!("{e} → {s}")).collect::<Vec<_>>().join(", "),
+            want.iter()
+                .map(|(e, s)| format!("{e} → {s}"))
+                .collect::<Vec<_>>()
+                .join(", "),
         )
     {
-        r.put_systems_of_record(a, &spec.slug, spec.systems_of_record.clone()).await?;
+        r.put_systems_of_record(a, &spec.slug, spec.systems_of_record.clone())
+            .await?;
     }
     Ok(())
 }
 
-async fn apply_lifecycle(plan: &mut Reconciler<'_>, slug: &str, version: &str, v: &VersionSpec, exists: bool) -> Result<()> {
+async fn apply_lifecycle(
+    plan: &mut Reconciler<'_>,
+    slug: &str,
+    version: &str,
+    v: &VersionSpec,
+    exists: bool,
+) -> Result<()> {
     let (r, a) = (plan.registry, plan.actor);
     let current = if exists || !plan.dry_run {
         r.store().get_version(slug, version).await?
@@ -419,7 +491,10 @@ async fn apply_lifecycle(plan: &mut Reconciler<'_>, slug: &str, version: &str, v
     let target = format!("{slug}@{version}");
     if v.state < state {
         return Err(RegistryError::Conflict {
-            message: format!("{target} is {state}; the catalog says {}, and lifecycle never goes back", v.state),
+            message: format!(
+                "{target} is {state}; the catalog says {}, and lifecycle never goes back",
+                v.state
+            ),
         });
     }
     let deprecation = Deprecation {
@@ -433,7 +508,8 @@ async fn apply_lifecycle(plan: &mut Reconciler<'_>, slug: &str, version: &str, v
         && v.state >= LifecycleState::Published
         && plan.step("publish", target.clone(), "draft → published")
     {
-        r.publish(a, slug, version, Some("catalog apply".into())).await?;
+        r.publish(a, slug, version, Some("catalog apply".into()))
+            .await?;
     }
     let deprecation_differs = current.as_ref().is_some_and(|c| {
         c.state == LifecycleState::Deprecated
@@ -459,7 +535,8 @@ async fn apply_lifecycle(plan: &mut Reconciler<'_>, slug: &str, version: &str, v
         && v.state == LifecycleState::Retired
         && plan.step("retire", target, "deprecated → retired")
     {
-        r.retire(a, slug, version, Some("catalog apply".into())).await?;
+        r.retire(a, slug, version, Some("catalog apply".into()))
+            .await?;
     }
     Ok(())
 }
@@ -508,8 +585,15 @@ async fn apply_consumers(plan: &mut Reconciler<'_>, catalog: &Catalog) -> Result
                 r.put_subscription(a, &c.name, s.clone()).await?;
             }
         }
-        for e in existing.iter().filter(|e| !c.subscriptions.iter().any(|s| s.api == e.api)) {
-            if plan.step("delete", format!("consumer/{}/subscriptions/{}", c.name, e.api), "not in the catalog") {
+        for e in existing
+            .iter()
+            .filter(|e| !c.subscriptions.iter().any(|s| s.api == e.api))
+        {
+            if plan.step(
+                "delete",
+                format!("consumer/{}/subscriptions/{}", c.name, e.api),
+                "not in the catalog",
+            ) {
                 r.delete_subscription(a, &c.name, &e.api).await?;
             }
         }
@@ -523,8 +607,16 @@ mod tests {
 
     #[test]
     fn instants() {
-        assert_eq!(parse_instant("2027-06-30").unwrap().unix_timestamp(), 1_814_313_600);
-        assert_eq!(parse_instant("2027-06-30T00:00:00Z").unwrap().unix_timestamp(), 1_814_313_600);
+        assert_eq!(
+            parse_instant("2027-06-30").unwrap().unix_timestamp(),
+            1_814_313_600
+        );
+        assert_eq!(
+            parse_instant("2027-06-30T00:00:00Z")
+                .unwrap()
+                .unix_timestamp(),
+            1_814_313_600
+        );
         assert!(parse_instant("June").is_none());
     }
 

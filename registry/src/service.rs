@@ -298,6 +298,12 @@ impl Registry {
         team: Option<String>,
     ) -> Result<IssuedSecret> {
         self.authorize(actor, Permission::Admin, None)?;
+        if role != Role::Owner && team.is_some() {
+            return Err(RegistryError::Invalid {
+                field: "team".into(),
+                message: "only owner tokens belong to a team".into(),
+            });
+        }
         if role == Role::Owner {
             let t = team.as_deref().ok_or(RegistryError::Invalid {
                 field: "team".into(),

@@ -24,11 +24,13 @@ pub fn problem_for(err: &RegistryError) -> Problem {
         | RegistryError::Transition { .. }
         | RegistryError::Conflict { .. } => Problem::new(ProblemKind::Conflict, err.to_string()),
         RegistryError::Invalid { field, message } => {
-            Problem::new(ProblemKind::Unprocessable, err.to_string()).with_errors(vec![FieldError {
-                location: "body".into(),
-                pointer: format!("/{}", field.trim_start_matches('/')),
-                message: message.clone(),
-            }])
+            Problem::new(ProblemKind::Unprocessable, err.to_string()).with_errors(vec![
+                FieldError {
+                    location: "body".into(),
+                    pointer: format!("/{}", field.trim_start_matches('/')),
+                    message: message.clone(),
+                },
+            ])
         }
         RegistryError::BadQuery { parameter, message } => {
             Problem::new(ProblemKind::BadRequest, err.to_string()).with_errors(vec![FieldError {
@@ -37,7 +39,9 @@ pub fn problem_for(err: &RegistryError) -> Problem {
                 message: message.clone(),
             }])
         }
-        RegistryError::MalformedBody { .. } => Problem::new(ProblemKind::BadRequest, err.to_string()),
+        RegistryError::MalformedBody { .. } => {
+            Problem::new(ProblemKind::BadRequest, err.to_string())
+        }
         RegistryError::BodyTooLarge { .. }
         | RegistryError::InvalidSpec(SpecError::Load(LoadError::TooLarge { .. })) => {
             Problem::new(ProblemKind::PayloadTooLarge, err.to_string())
@@ -70,7 +74,10 @@ fn spec_pointer(e: &SpecError) -> String {
         SpecError::Swagger2 { .. } => "/swagger".into(),
         SpecError::MissingOpenApi | SpecError::UnsupportedVersion { .. } => "/openapi".into(),
         SpecError::PathNotAbsolute { path } | SpecError::PathParamUndeclared { path, .. } => {
-            format!("/paths/{}", gatehouse_policies::openapi::escape_pointer(path))
+            format!(
+                "/paths/{}",
+                gatehouse_policies::openapi::escape_pointer(path)
+            )
         }
         SpecError::Load(_) | SpecError::NotAnObject => String::new(),
     }

@@ -12,11 +12,12 @@ use crate::catalog::{self, Bundle};
 use crate::error::{RegistryError, Result};
 use crate::model::*;
 use crate::service::{
-    Deprecation, EntitySystem, KeyView, NewApi, Registry, SubscriptionInput, UpstreamInput, VersionView,
+    Deprecation, EntitySystem, KeyView, NewApi, Registry, SubscriptionInput, UpstreamInput,
+    VersionView,
 };
 use crate::store::{ChangeFilter, PageRequest};
 use axum::body::{Body, Bytes};
-use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::extract::{FromRequestParts, Path, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -68,13 +69,19 @@ pub fn router(state: AdminState) -> Router {
         .route("/teams/{name}", get(get_team))
         .route("/apis", post(create_api).get(list_apis))
         .route("/apis/{slug}", get(get_api))
-        .route("/apis/{slug}/versions", post(register_version).get(list_versions))
+        .route(
+            "/apis/{slug}/versions",
+            post(register_version).get(list_versions),
+        )
         .route("/apis/{slug}/versions/{version}", get(get_version))
         .route("/apis/{slug}/versions/{version}/spec", get(get_spec))
         .route("/apis/{slug}/versions/{version}/publish", post(publish))
         .route("/apis/{slug}/versions/{version}/deprecate", post(deprecate))
         .route("/apis/{slug}/versions/{version}/retire", post(retire))
-        .route("/apis/{slug}/majors/{major}/upstream", put(put_upstream).get(get_upstream))
+        .route(
+            "/apis/{slug}/majors/{major}/upstream",
+            put(put_upstream).get(get_upstream),
+        )
         .route("/apis/{slug}/upstreams", get(list_upstreams))
         .route(
             "/apis/{slug}/systems-of-record",
@@ -86,7 +93,10 @@ pub fn router(state: AdminState) -> Router {
         .route("/consumers", post(create_consumer).get(list_consumers))
         .route("/consumers/{name}", get(get_consumer))
         .route("/consumers/{name}/keys", post(create_key).get(list_keys))
-        .route("/consumers/{name}/keys/{id}", axum::routing::delete(revoke_key))
+        .route(
+            "/consumers/{name}/keys/{id}",
+            axum::routing::delete(revoke_key),
+        )
         .route(
             "/consumers/{name}/subscriptions",
             post(put_subscription).get(list_subscriptions),
@@ -163,6 +173,24 @@ impl FromRequestParts<AdminState> for Authed {
     }
 }
 
+/// Query parameters, refused as problem+json (axum's own `Query` answers plain text).
+#[derive(Debug)]
+pub struct Query<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
+    type Rejection = RegistryError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self> {
+        axum::extract::Query::<T>::try_from_uri(&parts.uri)
+            .map(|q| Query(q.0))
+            .map_err(|e| RegistryError::BadQuery {
+                parameter: "query".into(),
+                message: std::error::Error::source(&e)
+                    .map_or_else(|| e.to_string(), ToString::to_string),
+            })
+    }
+}
+
 async fn read_body(body: Body, limit: usize) -> Result<Bytes> {
     axum::body::to_bytes(body, limit)
         .await
@@ -220,7 +248,11 @@ fn encode_cursor(key: &str) -> String {
 }
 
 /// `{items, next_cursor}`: a next cursor only when the page was full.
-fn page_of<T: serde::Serialize>(items: &[T], limit: u32, key: impl Fn(&T) -> String) -> Json<Value> {
+fn page_of<T: serde::Serialize>(
+    items: &[T],
+    limit: u32,
+    key: impl Fn(&T) -> String,
+) -> Json<Value> {
     let next = if items.len() as u64 >= u64::from(limit) {
         items.last().map(|i| encode_cursor(&key(i)))
     } else {
@@ -253,20 +285,31 @@ async fn healthz() -> Json<Value> {
 
 async fn readyz(State(s): State<AdminState>) -> Response {
     let (ready, detail) = s.node.readiness();
-    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     (status, Json(json!({"ready": ready, "detail": detail}))).into_response()
 }
 
 async fn metrics(State(s): State<AdminState>) -> Response {
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         s.node.metrics(),
     )
         .into_response()
 }
 
 async fn openapi_json() -> Response {
-    ([(header::CONTENT_TYPE, "application/json")], openapi_document().to_string()).into_response()
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        openapi_document().to_string(),
+    )
+        .into_response()
 }
 
 // -- teams -----------------------------------------------------------------------------
@@ -278,37 +321,67 @@ struct NewTeam {
     contact: String,
 }
 
-async fn create_team(State(s): State<AdminState>, Authed(a): Authed, body: Body) -> Result<Response> {
+async fn create_team(
+    State(s): State<AdminState>,
+    Authed(a): Authed,
+    body: Body,
+) -> Result<Response> {
     let t: NewTeam = json_body(body).await?;
-    Ok(created(s.registry.create_team(&a, &t.name, &t.contact).await?))
+    Ok(created(
+        s.registry.create_team(&a, &t.name, &t.contact).await?,
+    ))
 }
 
-async fn list_teams(State(s): State<AdminState>, Authed(a): Authed, Query(q): Query<ListQuery>) -> Result<Json<Value>> {
-    s.registry.authorize(&a, crate::service::Permission::Read, None)?;
+async fn list_teams(
+    State(s): State<AdminState>,
+    Authed(a): Authed,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<Value>> {
+    s.registry
+        .authorize(&a, crate::service::Permission::Read, None)?;
     let page = q.page()?;
     let items = s.registry.store().list_teams(&page).await?;
     Ok(page_of(&items, page.limit, |t| t.name.clone()))
 }
 
-async fn get_team(State(s): State<AdminState>, Authed(_): Authed, Path(name): Path<String>) -> Result<Json<Team>> {
+async fn get_team(
+    State(s): State<AdminState>,
+    Authed(_): Authed,
+    Path(name): Path<String>,
+) -> Result<Json<Team>> {
     let team = s.registry.store().get_team(&name).await?;
-    team.map(Json).ok_or(RegistryError::NotFound { entity: "team", key: name })
+    team.map(Json).ok_or(RegistryError::NotFound {
+        entity: "team",
+        key: name,
+    })
 }
 
 // -- APIs ------------------------------------------------------------------------------
 
-async fn create_api(State(s): State<AdminState>, Authed(a): Authed, body: Body) -> Result<Response> {
+async fn create_api(
+    State(s): State<AdminState>,
+    Authed(a): Authed,
+    body: Body,
+) -> Result<Response> {
     let input: NewApi = json_body(body).await?;
     Ok(created(s.registry.create_api(&a, input).await?))
 }
 
-async fn list_apis(State(s): State<AdminState>, Authed(_): Authed, Query(q): Query<ListQuery>) -> Result<Json<Value>> {
+async fn list_apis(
+    State(s): State<AdminState>,
+    Authed(_): Authed,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<Value>> {
     let page = q.page()?;
     let items = s.registry.store().list_apis(&page).await?;
     Ok(page_of(&items, page.limit, |a| a.slug.clone()))
 }
 
-async fn get_api(State(s): State<AdminState>, Authed(_): Authed, Path(slug): Path<String>) -> Result<Json<Value>> {
+async fn get_api(
+    State(s): State<AdminState>,
+    Authed(_): Authed,
+    Path(slug): Path<String>,
+) -> Result<Json<Value>> {
     let api = s.registry.require_api(&slug).await?;
     let versions: Vec<VersionView> = s
         .registry
@@ -320,7 +393,10 @@ async fn get_api(State(s): State<AdminState>, Authed(_): Authed, Path(slug): Pat
         .collect();
     let mut v = serde_json::to_value(&api).unwrap_or(Value::Null);
     if let Some(o) = v.as_object_mut() {
-        o.insert("versions".into(), serde_json::to_value(versions).unwrap_or(Value::Null));
+        o.insert(
+            "versions".into(),
+            serde_json::to_value(versions).unwrap_or(Value::Null),
+        );
     }
     Ok(Json(v))
 }
@@ -336,8 +412,13 @@ async fn register_version(
 ) -> Result<Response> {
     let limit = s.registry.spec_limits().max_bytes;
     let bytes = read_body(body, limit).await?;
-    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
-    let registered = s.registry.register_version(&a, &slug, &bytes, content_type).await?;
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
+    let registered = s
+        .registry
+        .register_version(&a, &slug, &bytes, content_type)
+        .await?;
     let v = &registered.version;
     let mut response = created(json!({
         "api": v.api,
@@ -353,7 +434,11 @@ async fn register_version(
     Ok(response)
 }
 
-async fn list_versions(State(s): State<AdminState>, Authed(_): Authed, Path(slug): Path<String>) -> Result<Json<Value>> {
+async fn list_versions(
+    State(s): State<AdminState>,
+    Authed(_): Authed,
+    Path(slug): Path<String>,
+) -> Result<Json<Value>> {
     s.registry.require_api(&slug).await?;
     let items: Vec<VersionView> = s
         .registry
@@ -371,7 +456,9 @@ async fn get_version(
     Authed(_): Authed,
     Path((slug, version)): Path<(String, String)>,
 ) -> Result<Json<VersionView>> {
-    Ok(Json(VersionView::from(&s.registry.require_version(&slug, &version).await?)))
+    Ok(Json(VersionView::from(
+        &s.registry.require_version(&slug, &version).await?,
+    )))
 }
 
 async fn get_spec(
@@ -382,7 +469,8 @@ async fn get_spec(
     let v = s.registry.require_version(&slug, &version).await?;
     let content_type = HeaderValue::from_str(&v.content_type)
         .unwrap_or(HeaderValue::from_static("application/octet-stream"));
-    let etag = HeaderValue::from_str(&format!("\"{}\"", v.sha256)).unwrap_or(HeaderValue::from_static("\"\""));
+    let etag = HeaderValue::from_str(&format!("\"{}\"", v.sha256))
+        .unwrap_or(HeaderValue::from_static("\"\""));
     Ok((
         [(header::CONTENT_TYPE, content_type), (header::ETAG, etag)],
         v.spec_raw,
@@ -397,7 +485,9 @@ async fn publish(
     body: Body,
 ) -> Result<Json<VersionView>> {
     let r: Reason = json_body(body).await?;
-    Ok(Json(VersionView::from(&s.registry.publish(&a, &slug, &version, r.reason).await?)))
+    Ok(Json(VersionView::from(
+        &s.registry.publish(&a, &slug, &version, r.reason).await?,
+    )))
 }
 
 async fn deprecate(
@@ -407,7 +497,9 @@ async fn deprecate(
     body: Body,
 ) -> Result<Json<VersionView>> {
     let d: Deprecation = json_body(body).await?;
-    Ok(Json(VersionView::from(&s.registry.deprecate(&a, &slug, &version, d).await?)))
+    Ok(Json(VersionView::from(
+        &s.registry.deprecate(&a, &slug, &version, d).await?,
+    )))
 }
 
 async fn retire(
@@ -417,7 +509,9 @@ async fn retire(
     body: Body,
 ) -> Result<Json<VersionView>> {
     let r: Reason = json_body(body).await?;
-    Ok(Json(VersionView::from(&s.registry.retire(&a, &slug, &version, r.reason).await?)))
+    Ok(Json(VersionView::from(
+        &s.registry.retire(&a, &slug, &version, r.reason).await?,
+    )))
 }
 
 // -- upstreams and systems of record ---------------------------------------------------
@@ -439,7 +533,9 @@ async fn put_upstream(
 ) -> Result<Json<Upstream>> {
     let major = parse_major(&major)?;
     let input: UpstreamInput = json_body(body).await?;
-    Ok(Json(s.registry.put_upstream(&a, &slug, major, input).await?))
+    Ok(Json(
+        s.registry.put_upstream(&a, &slug, major, input).await?,
+    ))
 }
 
 async fn get_upstream(
@@ -462,9 +558,15 @@ async fn get_upstream(
         })
 }
 
-async fn list_upstreams(State(s): State<AdminState>, Authed(_): Authed, Path(slug): Path<String>) -> Result<Json<Value>> {
+async fn list_upstreams(
+    State(s): State<AdminState>,
+    Authed(_): Authed,
+    Path(slug): Path<String>,
+) -> Result<Json<Value>> {
     s.registry.require_api(&slug).await?;
-    Ok(list_of(&s.registry.store().list_upstreams(Some(&slug)).await?))
+    Ok(list_of(
+        &s.registry.store().list_upstreams(Some(&slug)).await?,
+    ))
 }
 
 async fn put_systems_of_record(
@@ -474,10 +576,16 @@ async fn put_systems_of_record(
     body: Body,
 ) -> Result<Json<Value>> {
     let entries: Vec<EntitySystem> = json_body(body).await?;
-    Ok(list_of(&s.registry.put_systems_of_record(&a, &slug, entries).await?))
+    Ok(list_of(
+        &s.registry.put_systems_of_record(&a, &slug, entries).await?,
+    ))
 }
 
-async fn api_systems_of_record(State(s): State<AdminState>, Authed(_): Authed, Path(slug): Path<String>) -> Result<Json<Value>> {
+async fn api_systems_of_record(
+    State(s): State<AdminState>,
+    Authed(_): Authed,
+    Path(slug): Path<String>,
+) -> Result<Json<Value>> {
     s.registry.require_api(&slug).await?;
     let items: Vec<SystemOfRecord> = s
         .registry
@@ -508,14 +616,22 @@ async fn list_systems_of_record(
         .await?
         .into_iter()
         .filter(|r| q.entity.as_ref().is_none_or(|e| &r.entity == e))
-        .filter(|r| q.system.as_ref().is_none_or(|e| r.system.eq_ignore_ascii_case(e)))
+        .filter(|r| {
+            q.system
+                .as_ref()
+                .is_none_or(|e| r.system.eq_ignore_ascii_case(e))
+        })
         .collect();
     Ok(list_of(&items))
 }
 
 // -- plans -----------------------------------------------------------------------------
 
-async fn create_plan(State(s): State<AdminState>, Authed(a): Authed, body: Body) -> Result<Response> {
+async fn create_plan(
+    State(s): State<AdminState>,
+    Authed(a): Authed,
+    body: Body,
+) -> Result<Response> {
     let plan: Plan = json_body(body).await?;
     Ok(created(s.registry.create_plan(&a, plan).await?))
 }
@@ -524,13 +640,20 @@ async fn list_plans(State(s): State<AdminState>, Authed(_): Authed) -> Result<Js
     Ok(list_of(&s.registry.store().list_plans().await?))
 }
 
-async fn get_plan(State(s): State<AdminState>, Authed(_): Authed, Path(name): Path<String>) -> Result<Json<Plan>> {
+async fn get_plan(
+    State(s): State<AdminState>,
+    Authed(_): Authed,
+    Path(name): Path<String>,
+) -> Result<Json<Plan>> {
     s.registry
         .store()
         .get_plan(&name)
         .await?
         .map(Json)
-        .ok_or(RegistryError::NotFound { entity: "plan", key: name })
+        .ok_or(RegistryError::NotFound {
+            entity: "plan",
+            key: name,
+        })
 }
 
 // -- consumers, keys, subscriptions ----------------------------------------------------
@@ -543,25 +666,52 @@ struct NewConsumer {
     contact: Option<String>,
 }
 
-async fn create_consumer(State(s): State<AdminState>, Authed(a): Authed, body: Body) -> Result<Response> {
+async fn create_consumer(
+    State(s): State<AdminState>,
+    Authed(a): Authed,
+    body: Body,
+) -> Result<Response> {
     let c: NewConsumer = json_body(body).await?;
-    Ok(created(s.registry.create_consumer(&a, &c.name, c.contact).await?))
+    Ok(created(
+        s.registry.create_consumer(&a, &c.name, c.contact).await?,
+    ))
 }
 
-async fn list_consumers(State(s): State<AdminState>, Authed(_): Authed, Query(q): Query<ListQuery>) -> Result<Json<Value>> {
+async fn list_consumers(
+    State(s): State<AdminState>,
+    Authed(_): Authed,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<Value>> {
     let page = q.page()?;
     let items = s.registry.store().list_consumers(&page).await?;
     Ok(page_of(&items, page.limit, |c| c.name.clone()))
 }
 
-async fn get_consumer(State(s): State<AdminState>, Authed(_): Authed, Path(name): Path<String>) -> Result<Json<Value>> {
+async fn get_consumer(
+    State(s): State<AdminState>,
+    Authed(_): Authed,
+    Path(name): Path<String>,
+) -> Result<Json<Value>> {
     let consumer = s.registry.require_consumer(&name).await?;
     let subs = s.registry.store().list_subscriptions(Some(&name)).await?;
-    let keys: Vec<KeyView> = s.registry.store().list_keys(&name).await?.iter().map(KeyView::from).collect();
+    let keys: Vec<KeyView> = s
+        .registry
+        .store()
+        .list_keys(&name)
+        .await?
+        .iter()
+        .map(KeyView::from)
+        .collect();
     let mut v = serde_json::to_value(&consumer).unwrap_or(Value::Null);
     if let Some(o) = v.as_object_mut() {
-        o.insert("subscriptions".into(), serde_json::to_value(subs).unwrap_or(Value::Null));
-        o.insert("keys".into(), serde_json::to_value(keys).unwrap_or(Value::Null));
+        o.insert(
+            "subscriptions".into(),
+            serde_json::to_value(subs).unwrap_or(Value::Null),
+        );
+        o.insert(
+            "keys".into(),
+            serde_json::to_value(keys).unwrap_or(Value::Null),
+        );
     }
     Ok(Json(v))
 }
@@ -573,7 +723,12 @@ struct NewKey {
     expires_at: Option<OffsetDateTime>,
 }
 
-async fn create_key(State(s): State<AdminState>, Authed(a): Authed, Path(name): Path<String>, body: Body) -> Result<Response> {
+async fn create_key(
+    State(s): State<AdminState>,
+    Authed(a): Authed,
+    Path(name): Path<String>,
+    body: Body,
+) -> Result<Response> {
     let k: NewKey = json_body(body).await?;
     let (view, secret) = s.registry.create_key(&a, &name, k.expires_at).await?;
     let mut v = serde_json::to_value(&view).unwrap_or(Value::Null);
@@ -587,9 +742,20 @@ async fn create_key(State(s): State<AdminState>, Authed(a): Authed, Path(name): 
     Ok(response)
 }
 
-async fn list_keys(State(s): State<AdminState>, Authed(_): Authed, Path(name): Path<String>) -> Result<Json<Value>> {
+async fn list_keys(
+    State(s): State<AdminState>,
+    Authed(_): Authed,
+    Path(name): Path<String>,
+) -> Result<Json<Value>> {
     s.registry.require_consumer(&name).await?;
-    let keys: Vec<KeyView> = s.registry.store().list_keys(&name).await?.iter().map(KeyView::from).collect();
+    let keys: Vec<KeyView> = s
+        .registry
+        .store()
+        .list_keys(&name)
+        .await?
+        .iter()
+        .map(KeyView::from)
+        .collect();
     Ok(list_of(&keys))
 }
 
@@ -602,14 +768,27 @@ async fn revoke_key(
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn put_subscription(State(s): State<AdminState>, Authed(a): Authed, Path(name): Path<String>, body: Body) -> Result<Response> {
+async fn put_subscription(
+    State(s): State<AdminState>,
+    Authed(a): Authed,
+    Path(name): Path<String>,
+    body: Body,
+) -> Result<Response> {
     let input: SubscriptionInput = json_body(body).await?;
-    Ok(created(s.registry.put_subscription(&a, &name, input).await?))
+    Ok(created(
+        s.registry.put_subscription(&a, &name, input).await?,
+    ))
 }
 
-async fn list_subscriptions(State(s): State<AdminState>, Authed(_): Authed, Path(name): Path<String>) -> Result<Json<Value>> {
+async fn list_subscriptions(
+    State(s): State<AdminState>,
+    Authed(_): Authed,
+    Path(name): Path<String>,
+) -> Result<Json<Value>> {
     s.registry.require_consumer(&name).await?;
-    Ok(list_of(&s.registry.store().list_subscriptions(Some(&name)).await?))
+    Ok(list_of(
+        &s.registry.store().list_subscriptions(Some(&name)).await?,
+    ))
 }
 
 async fn delete_subscription(
@@ -631,10 +810,15 @@ struct NewToken {
     team: Option<String>,
 }
 
-async fn create_token(State(s): State<AdminState>, Authed(a): Authed, body: Body) -> Result<Response> {
+async fn create_token(
+    State(s): State<AdminState>,
+    Authed(a): Authed,
+    body: Body,
+) -> Result<Response> {
     let t: NewToken = json_body(body).await?;
     let issued = s.registry.create_token(&a, t.role, t.team.clone()).await?;
-    let mut response = created(json!({"id": issued.id, "role": t.role, "team": t.team, "token": issued.secret}));
+    let mut response =
+        created(json!({"id": issued.id, "role": t.role, "team": t.team, "token": issued.secret}));
     response
         .headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -654,7 +838,9 @@ async fn apply(
     body: Body,
 ) -> Result<Json<catalog::ApplyReport>> {
     let bundle: Bundle = parse_json(&read_body(body, BUNDLE_LIMIT).await?)?;
-    Ok(Json(catalog::apply(&s.registry, &a, &bundle, q.dry_run).await?))
+    Ok(Json(
+        catalog::apply(&s.registry, &a, &bundle, q.dry_run).await?,
+    ))
 }
 
 // -- change log ------------------------------------------------------------------------
@@ -677,20 +863,32 @@ fn parse_time(parameter: &str, text: &str) -> Result<OffsetDateTime> {
     })
 }
 
-async fn list_changes(State(s): State<AdminState>, Authed(a): Authed, Query(q): Query<ChangesQuery>) -> Result<Json<Value>> {
+async fn list_changes(
+    State(s): State<AdminState>,
+    Authed(a): Authed,
+    Query(q): Query<ChangesQuery>,
+) -> Result<Json<Value>> {
     let limit = q.limit.unwrap_or(100).clamp(1, 1000);
     let filter = ChangeFilter {
-        from: q.from.as_deref().map(|t| parse_time("from", t)).transpose()?,
+        from: q
+            .from
+            .as_deref()
+            .map(|t| parse_time("from", t))
+            .transpose()?,
         to: q.to.as_deref().map(|t| parse_time("to", t)).transpose()?,
         actor: q.actor,
         action: q.action,
         target: q.target,
         after_seq: match q.cursor.as_deref() {
             None => None,
-            Some(c) => Some(decode_cursor(c)?.parse().map_err(|_| RegistryError::BadQuery {
-                parameter: "cursor".into(),
-                message: "not a cursor this API returned".into(),
-            })?),
+            Some(c) => Some(
+                decode_cursor(c)?
+                    .parse()
+                    .map_err(|_| RegistryError::BadQuery {
+                        parameter: "cursor".into(),
+                        message: "not a cursor this API returned".into(),
+                    })?,
+            ),
         },
         limit,
     };
@@ -698,6 +896,9 @@ async fn list_changes(State(s): State<AdminState>, Authed(a): Authed, Query(q): 
     Ok(page_of(&items, limit, |e| e.seq.to_string()))
 }
 
-async fn verify_changes(State(s): State<AdminState>, Authed(a): Authed) -> Result<Json<crate::service::ChainReport>> {
+async fn verify_changes(
+    State(s): State<AdminState>,
+    Authed(a): Authed,
+) -> Result<Json<crate::service::ChainReport>> {
     Ok(Json(s.registry.verify_changes(&a).await?))
 }

@@ -28,7 +28,11 @@ mod tests {
         assert_eq!(doc.dialect, openapi::Dialect::V31);
         assert!(doc.operations().count() >= 30);
         for op in doc.operations() {
-            assert!(op.operation_id.is_some(), "{} has no operationId", op.display_name());
+            assert!(
+                op.operation_id.is_some(),
+                "{} has no operationId",
+                op.display_name()
+            );
         }
     }
 }
