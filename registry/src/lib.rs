@@ -1,7 +1,23 @@
 //! The Gatehouse registry: what is registered (APIs, versions, owners, consumers, plans),
 //! where it is stored (SQLite or PostgreSQL), who may change it (the admin API and its
 //! roles), and what the gateway is compiled from (the snapshot).
+//!
+//! - [`model`]: the domain records.
+//! - [`store`]: the `Store` trait and its SQLite and PostgreSQL implementations.
+//! - [`service`]: the operations with their role checks and validation ([`Registry`]).
+//! - [`catalog`]: declarative catalogs (`gatehouse apply`, seeding).
+//! - [`admin`]: the admin HTTP API.
+//! - [`secret`]: API keys and admin tokens.
+//! - [`snapshot`]: the immutable, compiled view the gateway serves from.
 
+pub mod admin;
+pub mod catalog;
+pub mod error;
 pub mod model;
+pub mod secret;
+pub mod service;
 pub mod snapshot;
 pub mod store;
+
+pub use error::RegistryError;
+pub use service::Registry;

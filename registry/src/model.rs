@@ -88,6 +88,7 @@ impl FromStr for LifecycleState {
 
 /// A scheduled brownout: during `[start, end)` a deprecated version already answers 410.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Brownout {
     #[serde(with = "time::serde::rfc3339")]
     pub start: OffsetDateTime,
@@ -126,6 +127,7 @@ pub struct Version {
 
 /// One target of an upstream, with its share of traffic.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Target {
     /// `http://host:port[/base]` or `mock://`.
     pub url: String,
@@ -188,6 +190,7 @@ pub enum QuotaPeriod {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Rate {
     pub requests: u32,
     pub per_seconds: u32,
@@ -196,6 +199,7 @@ pub struct Rate {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Quota {
     pub requests: u64,
     pub period: QuotaPeriod,
@@ -203,6 +207,7 @@ pub struct Quota {
 
 /// A rate-limit plan.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Plan {
     pub name: String,
     pub rate: Rate,

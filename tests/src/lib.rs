@@ -423,3 +423,281 @@ pub fn echo_contents(v1_targets: &[(&str, u32)], v2_targets: &[(&str, u32)]) -> 
         ..Contents::default()
     }
 }
+
+/// The workspace root (where `specs/` and `target/` live).
+pub fn workspace_root() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(std::path::Path::to_path_buf)
+        .unwrap_or_default()
+}
+
+/// The `gatehouse` binary: `GATEHOUSE_BIN`, or the workspace's debug build, brought up to
+/// date once per test process (`cargo test -p gatehouse-tests` does not build other
+/// packages' binaries).
+pub fn gatehouse_bin() -> std::path::PathBuf {
+    static BIN: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    BIN.get_or_init(|| {
+        if let Ok(p) = std::env::var("GATEHOUSE_BIN") {
+            return p.into();
+        }
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = std::process::Command::new(cargo)
+            .args([
+                "build",
+                "-q",
+                "-p",
+                "gatehouse-gateway",
+                "--bin",
+                "gatehouse",
+            ])
+            .current_dir(workspace_root())
+            .status()
+            .expect("run cargo build");
+        assert!(status.success(), "building the gatehouse binary failed");
+        let target = std::env::var("CARGO_TARGET_DIR")
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(|_| workspace_root().join("target"));
+        target.join("debug").join("gatehouse")
+    })
+    .clone()
+}
+
+/// How to start a `gatehouse serve` process.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    /// Apply the bundled catalog to an empty registry.
+    pub seed: bool,
+    /// `None`: SQLite in the temp data dir.
+    pub database_url: Option<String>,
+    /// `all`, `gateway` or `admin`.
+    pub role: &'static str,
+}
+
+impl Default for ServeOptions {
+    fn default() -> Self {
+        ServeOptions {
+            seed: false,
+            database_url: None,
+            role: "all",
+        }
+    }
+}
+
+/// A real `gatehouse serve` process on free ports with a temporary data dir, stopped with
+/// SIGINT (then SIGKILL) when dropped.
+#[derive(Debug)]
+pub struct GatehouseProcess {
+    pub proxy: SocketAddr,
+    pub admin: SocketAddr,
+    /// An admin token (`GATEHOUSE_BOOTSTRAP_TOKEN`).
+    pub token: String,
+    child: std::process::Child,
+    dir: tempfile::TempDir,
+}
+
+impl GatehouseProcess {
+    pub async fn start(opts: ServeOptions) -> Self {
+        Self::start_with_token(opts, &format!("gh_test_bootstrap_token_{}", free_port())).await
+    }
+
+    pub async fn start_with_token(opts: ServeOptions, token: &str) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let proxy: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
+        let admin: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
+        let log = std::fs::File::create(dir.path().join("gatehouse.log")).expect("log file");
+        let mut cmd = std::process::Command::new(gatehouse_bin());
+        cmd.arg("serve")
+            .arg("--data-dir")
+            .arg(dir.path())
+            .arg("--proxy-listen")
+            .arg(proxy.to_string())
+            .arg("--admin-listen")
+            .arg(admin.to_string())
+            .arg("--role")
+            .arg(opts.role)
+            .arg("--seed-catalog")
+            .arg(workspace_root().join("specs/catalog.yaml"))
+            .env("GATEHOUSE_BOOTSTRAP_TOKEN", token)
+            .env("RUST_LOG", "info")
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log);
+        if !opts.seed {
+            cmd.arg("--no-seed");
+        }
+        if let Some(url) = &opts.database_url {
+            cmd.arg("--database-url").arg(url);
+        }
+        let child = cmd.spawn().expect("start gatehouse serve");
+        let p = GatehouseProcess {
+            proxy,
+            admin,
+            token: token.to_owned(),
+            child,
+            dir,
+        };
+        let mut p = p;
+        let end = Instant::now() + Duration::from_secs(60);
+        let (mut admin_up, mut proxy_up) = (opts.role == "gateway", opts.role == "admin");
+        while !(admin_up && proxy_up) && Instant::now() < end {
+            if let Ok(Some(status)) = p.child.try_wait() {
+                panic!("gatehouse serve exited ({status}):\n{}", p.logs());
+            }
+            if !admin_up {
+                admin_up = client()
+                    .get(p.admin_url("/readyz"))
+                    .send()
+                    .await
+                    .is_ok_and(|r| r.status().is_success());
+            }
+            if !proxy_up {
+                proxy_up = tokio::net::TcpStream::connect(proxy).await.is_ok();
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(
+            admin_up && proxy_up,
+            "gatehouse serve did not start:\n{}",
+            p.logs()
+        );
+        p
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.proxy, path)
+    }
+
+    pub fn admin_url(&self, path: &str) -> String {
+        format!("http://{}{}", self.admin, path)
+    }
+
+    /// What the process printed so far.
+    pub fn logs(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("gatehouse.log")).unwrap_or_default()
+    }
+
+    /// An admin-API client with this node's token.
+    pub fn admin(&self) -> Admin {
+        Admin {
+            base: format!("http://{}", self.admin),
+            token: self.token.clone(),
+            http: client(),
+        }
+    }
+}
+
+impl Drop for GatehouseProcess {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("kill")
+            .args(["-INT", &self.child.id().to_string()])
+            .status();
+        let end = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < end {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A thin admin-API client: JSON in, `(status, JSON)` out.
+#[derive(Debug, Clone)]
+pub struct Admin {
+    base: String,
+    token: String,
+    http: reqwest::Client,
+}
+
+impl Admin {
+    pub async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> (u16, Value) {
+        let mut req = self
+            .http
+            .request(method, format!("{}{}", self.base, path))
+            .bearer_auth(&self.token);
+        if let Some(b) = body {
+            req = req
+                .header("content-type", "application/json")
+                .body(b.to_string());
+        }
+        let resp = req.send().await.expect("admin request");
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap_or_default();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    pub async fn post(&self, path: &str, body: &Value) -> (u16, Value) {
+        self.send(reqwest::Method::POST, path, Some(body)).await
+    }
+
+    pub async fn put(&self, path: &str, body: &Value) -> (u16, Value) {
+        self.send(reqwest::Method::PUT, path, Some(body)).await
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        self.send(reqwest::Method::GET, path, None).await
+    }
+
+    /// Registers team (if needed), API `slug` and publishes `version` of the echo spec,
+    /// served by `targets`. Panics with the admin API's answer when a step fails.
+    pub async fn register_echo(&self, slug: &str, version: &str, targets: &[(&str, u32)]) {
+        let (s, b) = self
+            .post(
+                "/teams",
+                &json!({"name": "test", "contact": "test@example.com"}),
+            )
+            .await;
+        assert!(s == 201 || s == 409, "team: {s} {b}");
+        let (s, b) = self
+            .post(
+                "/apis",
+                &json!({"slug": slug, "title": slug, "team": "test", "version_header": true}),
+            )
+            .await;
+        assert!(s == 201 || s == 409, "api: {s} {b}");
+        let (s, b) = self
+            .post(&format!("/apis/{slug}/versions"), &echo_spec(version))
+            .await;
+        assert_eq!(s, 201, "version: {b}");
+        let (s, b) = self
+            .post(
+                &format!("/apis/{slug}/versions/{version}/publish"),
+                &json!({}),
+            )
+            .await;
+        assert!(s == 200 || s == 201, "publish: {s} {b}");
+        self.set_upstream(slug, major_of(version), targets).await;
+    }
+
+    pub async fn set_upstream(&self, slug: &str, major: u64, targets: &[(&str, u32)]) {
+        let targets: Vec<Value> = targets
+            .iter()
+            .map(|(url, weight)| json!({"url": url, "weight": weight}))
+            .collect();
+        let (s, b) = self
+            .put(
+                &format!("/apis/{slug}/majors/{major}/upstream"),
+                &json!({"targets": targets, "connect_timeout_ms": 500, "read_timeout_ms": 1000}),
+            )
+            .await;
+        assert!(s == 200 || s == 201, "upstream: {s} {b}");
+    }
+}
+
+fn major_of(version: &str) -> u64 {
+    version
+        .split('.')
+        .next()
+        .and_then(|m| m.parse().ok())
+        .unwrap_or(0)
+}

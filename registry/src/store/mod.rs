@@ -10,9 +10,13 @@
 //! does, then calls the store. The store only enforces integrity: uniqueness, references,
 //! and that one entity has one system of record.
 
-mod backend;
+mod postgres;
+mod rows;
+mod sql;
+mod sqlite;
 
-pub use backend::{PgStore, SqliteStore};
+pub use postgres::PgStore;
+pub use sqlite::SqliteStore;
 
 use crate::model::*;
 use async_trait::async_trait;
@@ -53,13 +57,16 @@ pub enum StoreError {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PageRequest {
     pub after: Option<String>,
+    /// 0 means 100; larger values are capped at 1000.
     pub limit: u32,
 }
 
 /// Filters of the change log (all optional, combined with AND).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ChangeFilter {
+    /// Entries at or after this time.
     pub from: Option<OffsetDateTime>,
+    /// Entries before this time (exclusive, so consecutive windows do not overlap).
     pub to: Option<OffsetDateTime>,
     pub actor: Option<String>,
     pub action: Option<String>,
@@ -67,6 +74,7 @@ pub struct ChangeFilter {
     pub target: Option<String>,
     /// Only entries with `seq` greater than this (the cursor).
     pub after_seq: Option<i64>,
+    /// 0 means 100; larger values are capped at 1000.
     pub limit: u32,
 }
 

@@ -1,0 +1,701 @@
+//! The command line: flags, dispatch, and output (tables for people, `--output json` for
+//! scripts).
+
+mod client;
+
+use crate::serve;
+use anyhow::Context;
+use clap::{Parser, Subcommand, ValueEnum};
+use client::{AdminClient, ClientError};
+use comfy_table::Table;
+use gatehouse_gateway::config::ServeArgs;
+use gatehouse_registry::catalog;
+use serde_json::{Value, json};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Gatehouse: an API governance gateway with a schema registry.
+#[derive(Debug, Parser)]
+#[command(name = "gatehouse", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+    /// The admin API of client commands.
+    #[arg(
+        long,
+        global = true,
+        env = "GATEHOUSE_ADMIN_URL",
+        default_value = "http://127.0.0.1:8081"
+    )]
+    admin_url: String,
+    /// How to print results.
+    #[arg(long, global = true, value_enum, default_value_t = Output::Table)]
+    output: Output,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Output {
+    Table,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the gateway and the admin API.
+    Serve(ServeArgs),
+    /// Reconcile the registry to a declarative catalog file.
+    Apply {
+        /// The catalog (YAML or JSON); spec paths are relative to it.
+        #[arg(short = 'f', long = "file")]
+        file: PathBuf,
+        /// Print the plan without changing anything.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Admin-API tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Owning teams.
+    #[command(subcommand)]
+    Teams(TeamsCommand),
+    /// Capability APIs.
+    #[command(subcommand)]
+    Apis(ApisCommand),
+    /// Versions of an API and their lifecycle.
+    #[command(subcommand)]
+    Versions(VersionsCommand),
+    /// Consumers.
+    #[command(subcommand)]
+    Consumers(ConsumersCommand),
+    /// API keys of consumers.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// Auditor queries.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum TokenCommand {
+    /// Print a new admin-API token (shown once).
+    Create {
+        #[arg(long, value_parser = ["admin", "architect", "owner", "auditor"])]
+        role: String,
+        /// The team an `owner` token manages.
+        #[arg(long)]
+        team: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum TeamsCommand {
+    List,
+    Create {
+        name: String,
+        #[arg(long)]
+        contact: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ApisCommand {
+    List,
+    Show {
+        slug: String,
+    },
+    Create {
+        slug: String,
+        #[arg(long)]
+        title: String,
+        #[arg(long)]
+        team: String,
+        #[arg(long)]
+        description: Option<String>,
+        /// Allow `API-Version: {major}` routing.
+        #[arg(long)]
+        version_header: bool,
+        #[arg(long)]
+        default_major: Option<u64>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum VersionsCommand {
+    List {
+        slug: String,
+    },
+    /// Register a version from a spec file (it starts as a draft).
+    Push {
+        slug: String,
+        file: PathBuf,
+    },
+    /// Print the stored spec, byte for byte.
+    Spec {
+        slug: String,
+        version: String,
+    },
+    Publish {
+        slug: String,
+        version: String,
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    Deprecate {
+        slug: String,
+        version: String,
+        /// RFC 3339 time or YYYY-MM-DD.
+        #[arg(long)]
+        sunset: Option<String>,
+        #[arg(long)]
+        successor: Option<String>,
+        #[arg(long)]
+        link: Option<String>,
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    Retire {
+        slug: String,
+        version: String,
+        #[arg(long)]
+        reason: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ConsumersCommand {
+    List,
+    Show {
+        name: String,
+    },
+    Create {
+        name: String,
+        #[arg(long)]
+        contact: Option<String>,
+    },
+    /// Subscribe a consumer to an API under a plan.
+    Subscribe {
+        name: String,
+        #[arg(long)]
+        api: String,
+        #[arg(long)]
+        plan: String,
+        /// Majors covered (repeatable); none means all.
+        #[arg(long = "major")]
+        majors: Vec<u64>,
+        /// Scopes granted (repeatable).
+        #[arg(long = "scope")]
+        scopes: Vec<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum KeysCommand {
+    /// Issue a key (the secret is printed once).
+    Create {
+        consumer: String,
+        /// RFC 3339 expiry.
+        #[arg(long)]
+        expires_at: Option<String>,
+    },
+    List {
+        consumer: String,
+    },
+    Revoke {
+        consumer: String,
+        id: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum AuditCommand {
+    /// The change log.
+    Changes {
+        #[arg(long)]
+        actor: Option<String>,
+        #[arg(long)]
+        action: Option<String>,
+        #[arg(long)]
+        target: Option<String>,
+        /// RFC 3339 time or YYYY-MM-DD.
+        #[arg(long)]
+        from: Option<String>,
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+    },
+    /// Walk the change log's hash chain; exit 1 when it is broken.
+    Verify,
+}
+
+/// Runs a parsed command line.
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    if let Command::Serve(args) = &cli.command {
+        init_tracing();
+        let config = args.resolve()?;
+        tracing::info!(?config, "starting");
+        serve::run(config)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start a runtime")?;
+    let client = AdminClient::new(&cli.admin_url, std::env::var("GATEHOUSE_TOKEN").ok());
+    match rt.block_on(client_command(&client, &cli)) {
+        Ok(code) => Ok(code),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            let finding = e
+                .downcast_ref::<ClientError>()
+                .and_then(ClientError::problem_type)
+                .is_some_and(|t| t.ends_with(":breaking-change") || t.ends_with(":invalid-spec"));
+            Ok(ExitCode::from(if finding { 1 } else { 2 }))
+        }
+    }
+}
+
+fn init_tracing() {
+    use tracing_subscriber::EnvFilter;
+    let filter =
+        EnvFilter::try_from_env("GATEHOUSE_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let json = std::env::var("GATEHOUSE_LOG_FORMAT").is_ok_and(|f| f == "json");
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+fn enc(segment: &str) -> String {
+    // Path segments of the admin API: names are kebab-case and versions semver, but never
+    // let user input add a segment.
+    segment
+        .replace('%', "%25")
+        .replace('/', "%2F")
+        .replace('?', "%3F")
+        .replace('#', "%23")
+}
+
+async fn client_command(c: &AdminClient, cli: &Cli) -> anyhow::Result<ExitCode> {
+    let out = cli.output;
+    match &cli.command {
+        Command::Serve(_) => unreachable_serve(),
+        Command::Apply { file, dry_run } => {
+            let bundle = catalog::load_bundle(file).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let path = if *dry_run {
+                "/apply?dry_run=true"
+            } else {
+                "/apply"
+            };
+            let report = c.post(path, &serde_json::to_value(&bundle)?).await?;
+            print_apply(&report, out);
+        }
+        Command::Token(TokenCommand::Create { role, team }) => {
+            let v = c
+                .post("/tokens", &json!({"role": role, "team": team}))
+                .await?;
+            match out {
+                Output::Json => print_json(&v),
+                Output::Table => println!("{}", v["token"].as_str().unwrap_or_default()),
+            }
+        }
+        Command::Teams(TeamsCommand::List) => {
+            let v = c.get("/teams?limit=1000").await?;
+            print_items(&v, out, &["name", "contact"]);
+        }
+        Command::Teams(TeamsCommand::Create { name, contact }) => {
+            let v = c
+                .post("/teams", &json!({"name": name, "contact": contact}))
+                .await?;
+            print_object(&v, out);
+        }
+        Command::Apis(ApisCommand::List) => {
+            let v = c.get("/apis?limit=1000").await?;
+            print_items(
+                &v,
+                out,
+                &["slug", "title", "team", "default_major", "version_header"],
+            );
+        }
+        Command::Apis(ApisCommand::Show { slug }) => {
+            let v = c.get(&format!("/apis/{}", enc(slug))).await?;
+            match out {
+                Output::Json => print_json(&v),
+                Output::Table => {
+                    print_object(&without(&v, "versions"), out);
+                    println!();
+                    print_rows(
+                        v["versions"]
+                            .as_array()
+                            .map(Vec::as_slice)
+                            .unwrap_or_default(),
+                        &["version", "major", "state", "sunset_at", "successor"],
+                    );
+                }
+            }
+        }
+        Command::Apis(ApisCommand::Create {
+            slug,
+            title,
+            team,
+            description,
+            version_header,
+            default_major,
+        }) => {
+            let v = c
+                .post(
+                    "/apis",
+                    &json!({"slug": slug, "title": title, "team": team, "description": description,
+                            "version_header": version_header, "default_major": default_major}),
+                )
+                .await?;
+            print_object(&v, out);
+        }
+        Command::Versions(cmd) => versions_command(c, cmd, out).await?,
+        Command::Consumers(cmd) => consumers_command(c, cmd, out).await?,
+        Command::Keys(cmd) => keys_command(c, cmd, out).await?,
+        Command::Audit(AuditCommand::Changes {
+            actor,
+            action,
+            target,
+            from,
+            limit,
+        }) => {
+            let mut q = format!("/audit/changes?limit={limit}");
+            for (k, v) in [
+                ("actor", actor),
+                ("action", action),
+                ("target", target),
+                ("from", from),
+            ] {
+                if let Some(v) = v {
+                    q.push_str(&format!(
+                        "&{k}={}",
+                        enc(v).replace('&', "%26").replace('+', "%2B")
+                    ));
+                }
+            }
+            let v = c.get(&q).await?;
+            print_items(
+                &v,
+                out,
+                &["seq", "at", "actor", "role", "action", "target", "reason"],
+            );
+        }
+        Command::Audit(AuditCommand::Verify) => {
+            let v = c.get("/audit/changes/verify").await?;
+            match out {
+                Output::Json => print_json(&v),
+                Output::Table => {
+                    if v["ok"].as_bool() == Some(true) {
+                        println!(
+                            "change log intact: {} entries; head {}",
+                            v["entries"],
+                            v["head"].as_str().unwrap_or("")
+                        );
+                    } else {
+                        println!(
+                            "change log BROKEN at entry {}: {}",
+                            v["first_bad"]["seq"],
+                            v["first_bad"]["message"].as_str().unwrap_or("")
+                        );
+                    }
+                }
+            }
+            if v["ok"].as_bool() != Some(true) {
+                return Ok(ExitCode::from(1));
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn unreachable_serve() -> ! {
+    // `run` handles `serve` before any client command runs.
+    std::process::exit(2)
+}
+
+async fn versions_command(
+    c: &AdminClient,
+    cmd: &VersionsCommand,
+    out: Output,
+) -> anyhow::Result<()> {
+    match cmd {
+        VersionsCommand::List { slug } => {
+            let v = c.get(&format!("/apis/{}/versions", enc(slug))).await?;
+            print_items(
+                &v,
+                out,
+                &[
+                    "version",
+                    "major",
+                    "state",
+                    "sunset_at",
+                    "successor",
+                    "sha256",
+                ],
+            );
+        }
+        VersionsCommand::Push { slug, file } => {
+            let bytes =
+                std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+            let ct = if file.extension().is_some_and(|e| e == "json") {
+                "application/json"
+            } else {
+                "application/yaml"
+            };
+            let v = c
+                .post_bytes(&format!("/apis/{}/versions", enc(slug)), ct, bytes)
+                .await?;
+            print_object(&v, out);
+        }
+        VersionsCommand::Spec { slug, version } => {
+            let bytes = c
+                .get_raw(&format!(
+                    "/apis/{}/versions/{}/spec",
+                    enc(slug),
+                    enc(version)
+                ))
+                .await?;
+            use std::io::Write;
+            std::io::stdout().write_all(&bytes)?;
+        }
+        VersionsCommand::Publish {
+            slug,
+            version,
+            reason,
+        } => {
+            let v = c
+                .post(
+                    &format!("/apis/{}/versions/{}/publish", enc(slug), enc(version)),
+                    &json!({"reason": reason}),
+                )
+                .await?;
+            print_object(&v, out);
+        }
+        VersionsCommand::Deprecate {
+            slug,
+            version,
+            sunset,
+            successor,
+            link,
+            reason,
+        } => {
+            let sunset = match sunset {
+                None => None,
+                Some(s) => Some(
+                    catalog::parse_instant(s)
+                        .ok_or_else(|| {
+                            anyhow::anyhow!("--sunset `{s}` is not an RFC 3339 time or a date")
+                        })?
+                        .format(&time::format_description::well_known::Rfc3339)?,
+                ),
+            };
+            let v = c
+                .post(
+                    &format!("/apis/{}/versions/{}/deprecate", enc(slug), enc(version)),
+                    &json!({"sunset": sunset, "successor": successor, "link": link, "reason": reason}),
+                )
+                .await?;
+            print_object(&v, out);
+        }
+        VersionsCommand::Retire {
+            slug,
+            version,
+            reason,
+        } => {
+            let v = c
+                .post(
+                    &format!("/apis/{}/versions/{}/retire", enc(slug), enc(version)),
+                    &json!({"reason": reason}),
+                )
+                .await?;
+            print_object(&v, out);
+        }
+    }
+    Ok(())
+}
+
+async fn consumers_command(
+    c: &AdminClient,
+    cmd: &ConsumersCommand,
+    out: Output,
+) -> anyhow::Result<()> {
+    match cmd {
+        ConsumersCommand::List => {
+            let v = c.get("/consumers?limit=1000").await?;
+            print_items(&v, out, &["name", "contact", "created_at"]);
+        }
+        ConsumersCommand::Show { name } => {
+            let v = c.get(&format!("/consumers/{}", enc(name))).await?;
+            print_object(&v, out);
+        }
+        ConsumersCommand::Create { name, contact } => {
+            let v = c
+                .post("/consumers", &json!({"name": name, "contact": contact}))
+                .await?;
+            print_object(&v, out);
+        }
+        ConsumersCommand::Subscribe {
+            name,
+            api,
+            plan,
+            majors,
+            scopes,
+        } => {
+            let v = c
+                .post(
+                    &format!("/consumers/{}/subscriptions", enc(name)),
+                    &json!({"api": api, "plan": plan, "majors": majors, "scopes": scopes}),
+                )
+                .await?;
+            print_object(&v, out);
+        }
+    }
+    Ok(())
+}
+
+async fn keys_command(c: &AdminClient, cmd: &KeysCommand, out: Output) -> anyhow::Result<()> {
+    match cmd {
+        KeysCommand::Create {
+            consumer,
+            expires_at,
+        } => {
+            let v = c
+                .post(
+                    &format!("/consumers/{}/keys", enc(consumer)),
+                    &json!({"expires_at": expires_at}),
+                )
+                .await?;
+            match out {
+                Output::Json => print_json(&v),
+                Output::Table => {
+                    println!("{}", v["key"].as_str().unwrap_or_default());
+                    eprintln!(
+                        "key id {}: the key is shown once; store it now",
+                        v["id"].as_str().unwrap_or_default()
+                    );
+                }
+            }
+        }
+        KeysCommand::List { consumer } => {
+            let v = c.get(&format!("/consumers/{}/keys", enc(consumer))).await?;
+            print_items(
+                &v,
+                out,
+                &[
+                    "id",
+                    "created_at",
+                    "expires_at",
+                    "revoked_at",
+                    "last_used_at",
+                ],
+            );
+        }
+        KeysCommand::Revoke { consumer, id } => {
+            c.delete(&format!("/consumers/{}/keys/{}", enc(consumer), enc(id)))
+                .await?;
+            if out == Output::Json {
+                print_json(&json!({"revoked": id}));
+            } else {
+                println!("revoked {id}");
+            }
+        }
+    }
+    Ok(())
+}
+
+// -- output ------------------------------------------------------------------------------
+
+fn print_json(v: &Value) {
+    println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
+}
+
+fn cell(v: &Value) -> String {
+    match v {
+        Value::Null => String::new(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn without(v: &Value, key: &str) -> Value {
+    let mut v = v.clone();
+    if let Some(o) = v.as_object_mut() {
+        o.remove(key);
+    }
+    v
+}
+
+fn print_rows(items: &[Value], columns: &[&str]) {
+    let mut table = Table::new();
+    table.load_preset(comfy_table::presets::NOTHING);
+    table.set_header(columns.iter().map(|c| c.to_uppercase()));
+    for item in items {
+        table.add_row(columns.iter().map(|c| cell(&item[*c])));
+    }
+    println!("{table}");
+}
+
+fn print_items(v: &Value, out: Output, columns: &[&str]) {
+    match out {
+        Output::Json => print_json(v),
+        Output::Table => print_rows(
+            v["items"].as_array().map(Vec::as_slice).unwrap_or_default(),
+            columns,
+        ),
+    }
+}
+
+fn print_object(v: &Value, out: Output) {
+    match out {
+        Output::Json => print_json(v),
+        Output::Table => {
+            let mut table = Table::new();
+            table.load_preset(comfy_table::presets::NOTHING);
+            if let Some(o) = v.as_object() {
+                for (k, val) in o {
+                    let text = match val {
+                        Value::Array(_) | Value::Object(_) => {
+                            serde_json::to_string(val).unwrap_or_default()
+                        }
+                        other => cell(other),
+                    };
+                    table.add_row(vec![k.clone(), text]);
+                }
+            }
+            println!("{table}");
+        }
+    }
+}
+
+fn print_apply(report: &Value, out: Output) {
+    if out == Output::Json {
+        print_json(report);
+        return;
+    }
+    let dry = report["dry_run"].as_bool() == Some(true);
+    let steps = report["steps"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    if steps.is_empty() {
+        println!("no changes: the registry already matches the catalog");
+        return;
+    }
+    println!(
+        "{} {} change(s):",
+        if dry { "would make" } else { "made" },
+        steps.len()
+    );
+    for s in steps {
+        println!(
+            "  {:<10} {:<48} {}",
+            s["action"].as_str().unwrap_or(""),
+            s["target"].as_str().unwrap_or(""),
+            s["detail"].as_str().unwrap_or("")
+        );
+    }
+}

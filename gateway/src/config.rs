@@ -1,0 +1,299 @@
+//! `gatehouse serve` configuration, in two stages: what the user wrote (flags, environment,
+//! an optional TOML file: [`ServeArgs`], [`FileConfig`]) and the validated form the node runs
+//! on ([`ServeConfig`]). Flags and environment win over the file. Secrets are redacted in
+//! `Debug`.
+
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// Which parts of Gatehouse a node runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NodeRole {
+    /// The gateway and the admin API.
+    All,
+    /// Only the gateway (it still follows the registry to keep its snapshot current).
+    Gateway,
+    /// Only the admin API.
+    Admin,
+}
+
+impl NodeRole {
+    pub fn runs_proxy(self) -> bool {
+        matches!(self, NodeRole::All | NodeRole::Gateway)
+    }
+
+    pub fn runs_admin(self) -> bool {
+        matches!(self, NodeRole::All | NodeRole::Admin)
+    }
+}
+
+/// The flags of `gatehouse serve` (each also `GATEHOUSE_<NAME>`).
+#[derive(Clone, Default, clap::Args)]
+pub struct ServeArgs {
+    /// Where the embedded database and spools live.
+    #[arg(long, env = "GATEHOUSE_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// `sqlite://PATH` or `postgres://…` (default: SQLite at DATA_DIR/gatehouse.db).
+    #[arg(long, env = "GATEHOUSE_DATABASE_URL")]
+    pub database_url: Option<String>,
+    /// Redis for cluster-wide rate limits (`redis://…`).
+    #[arg(long, env = "GATEHOUSE_REDIS_URL")]
+    pub redis_url: Option<String>,
+    /// Address of the gateway (default 127.0.0.1:8080).
+    #[arg(long, env = "GATEHOUSE_PROXY_LISTEN")]
+    pub proxy_listen: Option<String>,
+    /// Address of the admin API (default 127.0.0.1:8081).
+    #[arg(long, env = "GATEHOUSE_ADMIN_LISTEN")]
+    pub admin_listen: Option<String>,
+    /// What this node runs.
+    #[arg(long, env = "GATEHOUSE_ROLE", value_enum)]
+    pub role: Option<NodeRole>,
+    /// Do not apply the bundled catalog to an empty registry.
+    #[arg(long, env = "GATEHOUSE_NO_SEED")]
+    pub no_seed: bool,
+    /// A TOML file with any of the settings above (flags and environment win).
+    #[arg(long, env = "GATEHOUSE_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// The catalog applied to an empty registry (default: specs/catalog.yaml).
+    #[arg(long, env = "GATEHOUSE_SEED_CATALOG")]
+    pub seed_catalog: Option<PathBuf>,
+    /// Worker threads of the gateway.
+    #[arg(long, env = "GATEHOUSE_PROXY_THREADS")]
+    pub proxy_threads: Option<usize>,
+}
+
+impl std::fmt::Debug for ServeArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServeArgs")
+            .field("data_dir", &self.data_dir)
+            .field(
+                "database_url",
+                &self.database_url.as_deref().map(redact_url),
+            )
+            .field("redis_url", &self.redis_url.as_deref().map(redact_url))
+            .field("proxy_listen", &self.proxy_listen)
+            .field("admin_listen", &self.admin_listen)
+            .field("role", &self.role)
+            .field("no_seed", &self.no_seed)
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The TOML file's shape: the same settings, snake_case.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub data_dir: Option<PathBuf>,
+    pub database_url: Option<String>,
+    pub redis_url: Option<String>,
+    pub proxy_listen: Option<String>,
+    pub admin_listen: Option<String>,
+    pub role: Option<NodeRole>,
+    pub no_seed: Option<bool>,
+    pub seed_catalog: Option<PathBuf>,
+    pub proxy_threads: Option<usize>,
+}
+
+/// The validated configuration a node runs on.
+#[derive(Clone)]
+pub struct ServeConfig {
+    pub data_dir: PathBuf,
+    pub database_url: String,
+    pub redis_url: Option<String>,
+    pub proxy_listen: SocketAddr,
+    pub admin_listen: SocketAddr,
+    pub role: NodeRole,
+    pub seed: bool,
+    pub seed_catalog: PathBuf,
+    pub proxy_threads: usize,
+}
+
+impl std::fmt::Debug for ServeConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServeConfig")
+            .field("data_dir", &self.data_dir)
+            .field("database_url", &redact_url(&self.database_url))
+            .field("redis_url", &self.redis_url.as_deref().map(redact_url))
+            .field("proxy_listen", &self.proxy_listen)
+            .field("admin_listen", &self.admin_listen)
+            .field("role", &self.role)
+            .field("seed", &self.seed)
+            .field("proxy_threads", &self.proxy_threads)
+            .finish()
+    }
+}
+
+/// Why a configuration was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path}: {source}")]
+    Parse {
+        path: PathBuf,
+        source: Box<toml::de::Error>,
+    },
+    #[error("`{setting}` is `{value}`, which is not a socket address like 127.0.0.1:8080")]
+    Address {
+        setting: &'static str,
+        value: String,
+    },
+    #[error("`database_url` must start with sqlite:// or postgres:// (got `{0}`)")]
+    DatabaseUrl(String),
+    #[error("`proxy_threads` must be between 1 and 256")]
+    Threads,
+}
+
+/// Replaces a password in a URL by `***`.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            match userinfo.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+impl ServeArgs {
+    /// Merges flags, environment and file, and validates the result.
+    pub fn resolve(&self) -> Result<ServeConfig, ConfigError> {
+        let file = match &self.config {
+            None => FileConfig::default(),
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.clone(),
+                    source,
+                })?;
+                toml::from_str(&text).map_err(|source| ConfigError::Parse {
+                    path: path.clone(),
+                    source: Box::new(source),
+                })?
+            }
+        };
+        let data_dir = self
+            .data_dir
+            .clone()
+            .or(file.data_dir)
+            .unwrap_or_else(|| PathBuf::from("./data"));
+        let database_url = self
+            .database_url
+            .clone()
+            .or(file.database_url)
+            .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("gatehouse.db").display()));
+        if !(database_url.starts_with("sqlite:")
+            || database_url.starts_with("postgres:")
+            || database_url.starts_with("postgresql:"))
+        {
+            return Err(ConfigError::DatabaseUrl(redact_url(&database_url)));
+        }
+        let address =
+            |setting, value: Option<String>, default: &str| -> Result<SocketAddr, ConfigError> {
+                let value = value.unwrap_or_else(|| default.to_owned());
+                value
+                    .parse()
+                    .map_err(|_| ConfigError::Address { setting, value })
+            };
+        let proxy_threads = self.proxy_threads.or(file.proxy_threads).unwrap_or(1);
+        if !(1..=256).contains(&proxy_threads) {
+            return Err(ConfigError::Threads);
+        }
+        Ok(ServeConfig {
+            proxy_listen: address(
+                "proxy_listen",
+                self.proxy_listen.clone().or(file.proxy_listen),
+                "127.0.0.1:8080",
+            )?,
+            admin_listen: address(
+                "admin_listen",
+                self.admin_listen.clone().or(file.admin_listen),
+                "127.0.0.1:8081",
+            )?,
+            redis_url: self.redis_url.clone().or(file.redis_url),
+            role: self.role.or(file.role).unwrap_or(NodeRole::All),
+            seed: !(self.no_seed || file.no_seed.unwrap_or(false)),
+            seed_catalog: self
+                .seed_catalog
+                .clone()
+                .or(file.seed_catalog)
+                .unwrap_or_else(|| PathBuf::from("specs/catalog.yaml")),
+            proxy_threads,
+            data_dir,
+            database_url,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults() {
+        let c = ServeArgs::default().resolve().unwrap();
+        assert_eq!(c.database_url, "sqlite://./data/gatehouse.db");
+        assert_eq!(c.proxy_listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.admin_listen.to_string(), "127.0.0.1:8081");
+        assert_eq!(c.role, NodeRole::All);
+        assert!(c.seed);
+    }
+
+    #[test]
+    fn flags_win_over_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("g.toml");
+        std::fs::write(
+            &path,
+            "proxy_listen = \"127.0.0.1:9000\"\nrole = \"gateway\"\nno_seed = true\n",
+        )
+        .unwrap();
+        let args = ServeArgs {
+            config: Some(path),
+            role: Some(NodeRole::Admin),
+            ..ServeArgs::default()
+        };
+        let c = args.resolve().unwrap();
+        assert_eq!(c.proxy_listen.port(), 9000);
+        assert_eq!(c.role, NodeRole::Admin);
+        assert!(!c.seed);
+    }
+
+    #[test]
+    fn refusals() {
+        let bad = ServeArgs {
+            proxy_listen: Some("nope".into()),
+            ..ServeArgs::default()
+        };
+        assert!(matches!(bad.resolve(), Err(ConfigError::Address { .. })));
+        let bad = ServeArgs {
+            database_url: Some("mysql://x".into()),
+            ..ServeArgs::default()
+        };
+        assert!(matches!(bad.resolve(), Err(ConfigError::DatabaseUrl(_))));
+    }
+
+    #[test]
+    fn urls_are_redacted() {
+        assert_eq!(
+            redact_url("postgres://u:secret@h/db"),
+            "postgres://u:***@h/db"
+        );
+        assert_eq!(redact_url("postgres://h/db"), "postgres://h/db");
+        let c = ServeArgs {
+            database_url: Some("postgres://u:secret@h/db".into()),
+            ..ServeArgs::default()
+        }
+        .resolve()
+        .unwrap();
+        assert!(!format!("{c:?}").contains("secret"));
+    }
+}

@@ -1,1 +1,0 @@
-//! The SQLite and PostgreSQL implementations of [`Store`](super::Store).

@@ -1,0 +1,440 @@
+//! How records sit in tables: one row struct per table (decoded by `sqlx::FromRow` on either
+//! backend), conversions between rows and domain records, and how values are encoded.
+//!
+//! Times are BIGINT Unix milliseconds, lists are JSON text, `u64` values live in BIGINT
+//! columns (values beyond `i64::MAX` are refused, never wrapped), and a row that does not
+//! convert back is reported as [`StoreError::Corrupt`].
+
+use super::StoreError;
+use crate::model::*;
+use std::str::FromStr;
+use time::OffsetDateTime;
+
+/// A value the schema cannot hold (a `u64` beyond `i64::MAX`, a list that does not
+/// serialise): refused as sqlx refuses values it cannot encode.
+fn unencodable(error: impl std::error::Error + Send + Sync + 'static) -> StoreError {
+    StoreError::Database(sqlx::Error::Encode(Box::new(error)))
+}
+
+fn corrupt(what: &'static str, detail: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt {
+        what,
+        detail: detail.to_string(),
+    }
+}
+
+// -- encoding ----------------------------------------------------------------------------
+
+/// A `u64` as the BIGINT column that keeps it.
+pub(super) fn to_i64(value: u64) -> Result<i64, StoreError> {
+    i64::try_from(value).map_err(unencodable)
+}
+
+pub(super) fn opt_ms(value: Option<OffsetDateTime>) -> Option<i64> {
+    value.map(unix_ms)
+}
+
+/// A list as the JSON text column that keeps it.
+pub(super) fn to_json<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
+    serde_json::to_string(value).map_err(unencodable)
+}
+
+fn from_json<T: serde::de::DeserializeOwned>(
+    what: &'static str,
+    text: &str,
+) -> Result<T, StoreError> {
+    serde_json::from_str(text).map_err(|e| corrupt(what, e))
+}
+
+fn to_u64(what: &'static str, value: i64) -> Result<u64, StoreError> {
+    u64::try_from(value).map_err(|e| corrupt(what, e))
+}
+
+fn to_u32(what: &'static str, value: i64) -> Result<u32, StoreError> {
+    u32::try_from(value).map_err(|e| corrupt(what, e))
+}
+
+/// A `u32` plan figure as its BIGINT column.
+pub(super) fn from_u32(value: u32) -> i64 {
+    i64::from(value)
+}
+
+/// The text of a quota period column.
+pub(super) fn quota_period(period: QuotaPeriod) -> &'static str {
+    match period {
+        QuotaPeriod::Day => "day",
+        QuotaPeriod::Month => "month",
+    }
+}
+
+// -- rows --------------------------------------------------------------------------------
+
+/// The column list of each table, in the order of its row struct, for `concat!`.
+macro_rules! cols {
+    (teams) => {
+        "name, contact, created_at"
+    };
+    (apis) => {
+        "slug, title, description, team, version_header, default_major, created_at, updated_at"
+    };
+    (versions) => {
+        "api, version, major, state, spec_raw, spec_json, sha256, content_type, deprecated_at, \
+         sunset_at, successor, deprecation_link, brownouts, created_by, created_at, updated_by, \
+         updated_at"
+    };
+    (upstreams) => {
+        "api, major, targets, connect_timeout_ms, read_timeout_ms"
+    };
+    (systems_of_record) => {
+        "entity, system, api"
+    };
+    (consumers) => {
+        "name, contact, created_at"
+    };
+    (api_keys) => {
+        "id, consumer, hash, created_at, expires_at, revoked_at, last_used_at"
+    };
+    (plans) => {
+        "name, rate_requests, rate_per_seconds, rate_burst, quota_requests, quota_period"
+    };
+    (subscriptions) => {
+        "consumer, api, majors, plan, scopes"
+    };
+    (admin_tokens) => {
+        "id, hash, role, team, created_at, revoked_at"
+    };
+    (change_log) => {
+        "seq, at, actor, role, action, target, before_digest, after_digest, reason, prev_hash, \
+         hash"
+    };
+}
+pub(super) use cols;
+
+#[derive(sqlx::FromRow)]
+pub(super) struct TeamRow {
+    name: String,
+    contact: String,
+    created_at: i64,
+}
+
+impl From<TeamRow> for Team {
+    fn from(row: TeamRow) -> Self {
+        Team {
+            name: row.name,
+            contact: row.contact,
+            created_at: from_unix_ms(row.created_at),
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(super) struct ApiRow {
+    slug: String,
+    title: String,
+    description: Option<String>,
+    team: String,
+    version_header: bool,
+    default_major: Option<i64>,
+    created_at: i64,
+    updated_at: i64,
+}
+
+impl TryFrom<ApiRow> for Api {
+    type Error = StoreError;
+
+    fn try_from(row: ApiRow) -> Result<Self, StoreError> {
+        Ok(Api {
+            slug: row.slug,
+            title: row.title,
+            description: row.description,
+            team: row.team,
+            version_header: row.version_header,
+            default_major: row
+                .default_major
+                .map(|m| to_u64("api default_major", m))
+                .transpose()?,
+            created_at: from_unix_ms(row.created_at),
+            updated_at: from_unix_ms(row.updated_at),
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(super) struct VersionRow {
+    api: String,
+    version: String,
+    major: i64,
+    state: String,
+    spec_raw: Vec<u8>,
+    spec_json: String,
+    sha256: String,
+    content_type: String,
+    deprecated_at: Option<i64>,
+    sunset_at: Option<i64>,
+    successor: Option<String>,
+    deprecation_link: Option<String>,
+    brownouts: String,
+    created_by: String,
+    created_at: i64,
+    updated_by: String,
+    updated_at: i64,
+}
+
+impl TryFrom<VersionRow> for Version {
+    type Error = StoreError;
+
+    fn try_from(row: VersionRow) -> Result<Self, StoreError> {
+        Ok(Version {
+            major: to_u64("version major", row.major)?,
+            state: LifecycleState::from_str(&row.state).map_err(|e| corrupt("version state", e))?,
+            brownouts: from_json("version brownouts", &row.brownouts)?,
+            api: row.api,
+            version: row.version,
+            spec_raw: row.spec_raw,
+            spec_json: row.spec_json,
+            sha256: row.sha256,
+            content_type: row.content_type,
+            deprecated_at: row.deprecated_at.map(from_unix_ms),
+            sunset_at: row.sunset_at.map(from_unix_ms),
+            successor: row.successor,
+            deprecation_link: row.deprecation_link,
+            created_by: row.created_by,
+            created_at: from_unix_ms(row.created_at),
+            updated_by: row.updated_by,
+            updated_at: from_unix_ms(row.updated_at),
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(super) struct UpstreamRow {
+    api: String,
+    major: i64,
+    targets: String,
+    connect_timeout_ms: i64,
+    read_timeout_ms: i64,
+}
+
+impl TryFrom<UpstreamRow> for Upstream {
+    type Error = StoreError;
+
+    fn try_from(row: UpstreamRow) -> Result<Self, StoreError> {
+        Ok(Upstream {
+            major: to_u64("upstream major", row.major)?,
+            targets: from_json("upstream targets", &row.targets)?,
+            connect_timeout_ms: to_u32("upstream connect_timeout_ms", row.connect_timeout_ms)?,
+            read_timeout_ms: to_u32("upstream read_timeout_ms", row.read_timeout_ms)?,
+            api: row.api,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(super) struct SystemOfRecordRow {
+    entity: String,
+    system: String,
+    api: String,
+}
+
+impl From<SystemOfRecordRow> for SystemOfRecord {
+    fn from(row: SystemOfRecordRow) -> Self {
+        SystemOfRecord {
+            entity: row.entity,
+            system: row.system,
+            api: row.api,
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(super) struct ConsumerRow {
+    name: String,
+    contact: Option<String>,
+    created_at: i64,
+}
+
+impl From<ConsumerRow> for Consumer {
+    fn from(row: ConsumerRow) -> Self {
+        Consumer {
+            name: row.name,
+            contact: row.contact,
+            created_at: from_unix_ms(row.created_at),
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(super) struct ApiKeyRow {
+    id: String,
+    consumer: String,
+    hash: String,
+    created_at: i64,
+    expires_at: Option<i64>,
+    revoked_at: Option<i64>,
+    last_used_at: Option<i64>,
+}
+
+impl From<ApiKeyRow> for ApiKey {
+    fn from(row: ApiKeyRow) -> Self {
+        ApiKey {
+            id: row.id,
+            consumer: row.consumer,
+            hash: row.hash,
+            created_at: from_unix_ms(row.created_at),
+            expires_at: row.expires_at.map(from_unix_ms),
+            revoked_at: row.revoked_at.map(from_unix_ms),
+            last_used_at: row.last_used_at.map(from_unix_ms),
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(super) struct PlanRow {
+    name: String,
+    rate_requests: i64,
+    rate_per_seconds: i64,
+    rate_burst: Option<i64>,
+    quota_requests: Option<i64>,
+    quota_period: Option<String>,
+}
+
+impl TryFrom<PlanRow> for Plan {
+    type Error = StoreError;
+
+    fn try_from(row: PlanRow) -> Result<Self, StoreError> {
+        let quota = match (row.quota_requests, row.quota_period.as_deref()) {
+            (None, None) => None,
+            (Some(requests), Some(period)) => Some(Quota {
+                requests: to_u64("plan quota_requests", requests)?,
+                period: match period {
+                    "day" => QuotaPeriod::Day,
+                    "month" => QuotaPeriod::Month,
+                    other => return Err(corrupt("plan quota_period", other)),
+                },
+            }),
+            _ => {
+                return Err(corrupt(
+                    "plan quota",
+                    "requests and period must be set together",
+                ));
+            }
+        };
+        Ok(Plan {
+            rate: Rate {
+                requests: to_u32("plan rate_requests", row.rate_requests)?,
+                per_seconds: to_u32("plan rate_per_seconds", row.rate_per_seconds)?,
+                burst: row
+                    .rate_burst
+                    .map(|b| to_u32("plan rate_burst", b))
+                    .transpose()?,
+            },
+            quota,
+            name: row.name,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(super) struct SubscriptionRow {
+    consumer: String,
+    api: String,
+    majors: String,
+    plan: String,
+    scopes: String,
+}
+
+impl TryFrom<SubscriptionRow> for Subscription {
+    type Error = StoreError;
+
+    fn try_from(row: SubscriptionRow) -> Result<Self, StoreError> {
+        Ok(Subscription {
+            majors: from_json("subscription majors", &row.majors)?,
+            scopes: from_json("subscription scopes", &row.scopes)?,
+            consumer: row.consumer,
+            api: row.api,
+            plan: row.plan,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(super) struct AdminTokenRow {
+    id: String,
+    hash: String,
+    role: String,
+    team: Option<String>,
+    created_at: i64,
+    revoked_at: Option<i64>,
+}
+
+impl TryFrom<AdminTokenRow> for AdminToken {
+    type Error = StoreError;
+
+    fn try_from(row: AdminTokenRow) -> Result<Self, StoreError> {
+        Ok(AdminToken {
+            role: Role::from_str(&row.role).map_err(|e| corrupt("admin token role", e))?,
+            id: row.id,
+            hash: row.hash,
+            team: row.team,
+            created_at: from_unix_ms(row.created_at),
+            revoked_at: row.revoked_at.map(from_unix_ms),
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(super) struct ChangeRow {
+    seq: i64,
+    at: i64,
+    actor: String,
+    role: String,
+    action: String,
+    target: String,
+    before_digest: Option<String>,
+    after_digest: Option<String>,
+    reason: Option<String>,
+    prev_hash: String,
+    hash: String,
+}
+
+impl TryFrom<ChangeRow> for ChangeEntry {
+    type Error = StoreError;
+
+    fn try_from(row: ChangeRow) -> Result<Self, StoreError> {
+        Ok(ChangeEntry {
+            role: Role::from_str(&row.role).map_err(|e| corrupt("change log role", e))?,
+            seq: row.seq,
+            at: from_unix_ms(row.at),
+            actor: row.actor,
+            action: row.action,
+            target: row.target,
+            before_digest: row.before_digest,
+            after_digest: row.after_digest,
+            reason: row.reason,
+            prev_hash: row.prev_hash,
+            hash: row.hash,
+        })
+    }
+}
+
+/// Converts fetched rows into domain records, failing on the first unreadable one.
+pub(super) fn convert<R, T>(rows: Vec<R>) -> Result<Vec<T>, StoreError>
+where
+    T: TryFrom<R, Error = StoreError>,
+{
+    rows.into_iter().map(T::try_from).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn u64_beyond_i64_is_refused_not_wrapped() {
+        assert_eq!(to_i64(7).ok(), Some(7));
+        assert!(matches!(
+            to_i64(u64::MAX),
+            Err(StoreError::Database(sqlx::Error::Encode(_)))
+        ));
+    }
+}
