@@ -4,14 +4,18 @@
 //! That keeps every rule fast to test, easy to fuzz, and shared by the registry (which
 //! checks and compiles) and the gateway (which enforces).
 //!
+//! - [`diff`]: the breaking-change engine: two versions of a spec in, findings out.
 //! - [`document`]: safe loading of untrusted JSON and YAML.
+//! - [`lint`]: the governance ruleset a spec must pass before it is published.
 //! - [`openapi`]: the one OpenAPI model (3.0 and 3.1) and spec ingest.
 //! - [`problem`]: RFC 9457 problem details, the shape of every refusal.
 //! - [`routing`]: request-path normalisation and the choice of API and major.
 //! - [`lifecycle`]: `Deprecation`/`Sunset`/`Link` headers and the 410 decision.
 
+pub mod diff;
 pub mod document;
 pub mod lifecycle;
+pub mod lint;
 pub mod openapi;
 pub mod problem;
 pub mod routing;
