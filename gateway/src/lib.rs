@@ -13,6 +13,11 @@ pub mod metrics;
 pub mod node;
 pub mod proxy;
 
+/// With `--features mimalloc`, the whole binary allocates with mimalloc (see bench/README.md).
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use config::ServeConfig;
 use gatehouse_registry::store::Store;
 use node::Node;
