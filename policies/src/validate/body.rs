@@ -7,8 +7,10 @@
 
 use super::params::{Shape, coerce_field, insert_field};
 use memchr::memmem;
-use serde_json::{Map, Value};
+use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde_json::{Map, Number, Value};
 use std::borrow::Cow;
+use std::fmt;
 
 /// A media type or range, lower-cased, parameters dropped (`charset` never decides a
 /// match): `application/json`, `application/*`, `*/*`.
@@ -95,52 +97,108 @@ pub(crate) fn media_param<'a>(content_type: &'a str, name: &str) -> Option<Cow<'
     })
 }
 
-/// Parses JSON, refusing nesting deeper than `max_depth` before building anything.
+/// Parses JSON, refusing nesting deeper than `max_depth` as soon as it is reached.
+///
+/// The depth is counted while the tree is built (a [`DeserializeSeed`] in place of
+/// `Value`'s own `Deserialize`), so the limit costs no second pass over the bytes and a
+/// hostile body is stopped at the first level too many. serde_json's own recursion limit
+/// (128) still applies above it.
 pub(crate) fn parse_json(bytes: &[u8], max_depth: usize) -> Result<Value, String> {
-    if nests_deeper_than(bytes, max_depth) {
-        return Err(format!(
-            "nests arrays and objects deeper than the limit of {max_depth} levels"
-        ));
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let value = Limited {
+        remaining: max_depth,
     }
-    serde_json::from_slice(bytes).map_err(|e| format!("is not valid JSON: {e}"))
+    .deserialize(&mut de)
+    .and_then(|v| de.end().map(|()| v));
+    value.map_err(|e| {
+        let text = e.to_string();
+        if text.starts_with(TOO_DEEP) {
+            format!("nests arrays and objects deeper than the limit of {max_depth} levels ({text})")
+        } else {
+            format!("is not valid JSON: {text}")
+        }
+    })
 }
 
-/// One pass over the bytes counting `[`/`{` outside strings: cheaper than letting the
-/// parser recurse, and it bounds the work a hostile body can cause.
-fn nests_deeper_than(bytes: &[u8], max_depth: usize) -> bool {
-    let mut depth = 0usize;
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'"' => {
-                // Skip the string: jump from quote to quote, stepping over escapes.
-                i += 1;
-                loop {
-                    match memchr::memchr2(b'"', b'\\', &bytes[i.min(bytes.len())..]) {
-                        None => return false,
-                        Some(off) => {
-                            i += off;
-                            if bytes[i] == b'\\' {
-                                i += 2;
-                            } else {
-                                break;
-                            }
-                        }
-                    }
-                }
-            }
-            b'[' | b'{' => {
-                depth += 1;
-                if depth > max_depth {
-                    return true;
-                }
-            }
-            b']' | b'}' => depth = depth.saturating_sub(1),
-            _ => {}
+const TOO_DEEP: &str = "too deep";
+
+/// Builds a `Value` allowing `remaining` more levels of arrays and objects.
+#[derive(Debug, Clone, Copy)]
+struct Limited {
+    remaining: usize,
+}
+
+impl Limited {
+    fn nested<E: de::Error>(self) -> Result<Limited, E> {
+        match self.remaining.checked_sub(1) {
+            Some(remaining) => Ok(Limited { remaining }),
+            None => Err(E::custom(TOO_DEEP)),
         }
-        i += 1;
     }
-    false
+}
+
+impl<'de> DeserializeSeed<'de> for Limited {
+    type Value = Value;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Limited {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+
+    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        // JSON has no NaN or infinity; `from_f64` only refuses those.
+        Ok(Number::from_f64(v).map_or(Value::Null, Value::Number))
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_owned()))
+    }
+
+    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+        Ok(Value::String(v))
+    }
+
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let inner = self.nested()?;
+        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(64));
+        while let Some(item) = seq.next_element_seed(inner)? {
+            items.push(item);
+        }
+        Ok(Value::Array(items))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let inner = self.nested()?;
+        let mut object = Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            let value = map.next_value_seed(inner)?;
+            object.insert(key, value);
+        }
+        Ok(Value::Object(object))
+    }
 }
 
 /// One part of a `multipart/form-data` body.

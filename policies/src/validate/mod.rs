@@ -852,6 +852,7 @@ impl<'d> Build<'d> {
         params.sort_by_key(|p| {
             let c = &p.compiled;
             c.location == ParamIn::Query
+                && !c.json_content
                 && c.explode
                 && c.style == ParamStyle::Form
                 && matches!(c.shape, Shape::Object { .. })

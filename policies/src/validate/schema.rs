@@ -551,7 +551,8 @@ pub(crate) fn compile_defs(
             .build(&converter.entry_schema(id))
             .map(Arc::new)
             .map_err(|e| SchemaFailure {
-                pointer: converter.pointer_of(id).to_owned(),
+                pointer: locate(converter, e.instance_path().as_str())
+                    .unwrap_or_else(|| converter.pointer_of(id).to_owned()),
                 message: e.to_string(),
             });
         out.insert(id, result);
@@ -605,6 +606,19 @@ fn collect_refs(value: &Value, prefix: &str, out: &mut Vec<usize>) {
         Value::Array(items) => items.iter().for_each(|v| collect_refs(v, prefix, out)),
         _ => {}
     }
+}
+
+/// Maps a location in the resource (`/$defs/s7/properties/code/pattern`) back to the
+/// document (`/components/schemas/Order/properties/code/pattern`). Conversion keeps the
+/// shape of a schema except where it wraps one, so this is exact in practice.
+fn locate(converter: &Converter<'_>, location: &str) -> Option<String> {
+    let rest = location.strip_prefix("/$defs/s")?;
+    let (id, tail) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let id: usize = id.parse().ok()?;
+    converter
+        .defs
+        .get(id)
+        .map(|(pointer, _)| join_pointer(pointer, tail))
 }
 
 fn join_pointer(base: &str, rest: &str) -> String {
