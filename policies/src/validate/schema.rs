@@ -905,8 +905,10 @@ fn describe(error: &ValidationError<'_>, entry: usize, out: &mut Vec<Described>,
                     })
                 })
                 .collect();
-            if plausible.len() == 1 && depth < 8 {
-                for e in plausible[0].1 {
+            if let [(_, only)] = plausible.as_slice()
+                && depth < 8
+            {
+                for e in only.iter() {
                     describe(e, entry, out, depth + 1);
                 }
                 return;
