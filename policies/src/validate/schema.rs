@@ -286,31 +286,64 @@ impl<'d> Converter<'d> {
     }
 
     /// Replaces each property this direction refuses (`readOnly` in requests, `writeOnly`
-    /// in responses) with the forbidding keyword, and drops it from `required`.
+    /// in responses) with the forbidding keyword, and drops refused names from
+    /// `required`, including names whose property is declared in an `allOf` member (the
+    /// common `allOf: [{$ref: Base}, {required: [id]}]` shape).
     fn refuse_directional_properties(
         &self,
         original: &Map<String, Value>,
         out: &mut Map<String, Value>,
     ) {
-        let Some(Value::Object(props)) = original.get("properties") else {
-            return;
-        };
         let flag = self.dir.refused_flag();
-        let refused: Vec<&String> = props
-            .iter()
-            .filter(|(_, schema)| self.has_flag(schema, flag))
-            .map(|(name, _)| name)
-            .collect();
-        if refused.is_empty() {
-            return;
-        }
+        let own: Vec<&String> = match original.get("properties") {
+            Some(Value::Object(props)) => props
+                .iter()
+                .filter(|(_, schema)| self.has_flag(schema, flag))
+                .map(|(name, _)| name)
+                .collect(),
+            _ => Vec::new(),
+        };
         if let Some(Value::Object(converted)) = out.get_mut("properties") {
-            for name in &refused {
+            for name in &own {
                 converted.insert((*name).clone(), json!({ FORBIDDEN: flag }));
             }
         }
         if let Some(Value::Array(required)) = out.get_mut("required") {
-            required.retain(|r| !refused.iter().any(|name| r.as_str() == Some(name.as_str())));
+            let mut refused: HashSet<&str> = own.iter().map(|n| n.as_str()).collect();
+            self.refused_in_all_of(original, flag, &mut refused, 0);
+            if !refused.is_empty() {
+                required.retain(|r| r.as_str().is_none_or(|name| !refused.contains(name)));
+            }
+        }
+    }
+
+    /// Names of refused properties declared by the `allOf` members of a schema (followed
+    /// through `$ref`s and nested `allOf`s, to a bounded depth).
+    fn refused_in_all_of<'a>(
+        &'a self,
+        schema: &'a Map<String, Value>,
+        flag: &str,
+        out: &mut HashSet<&'a str>,
+        depth: usize,
+    ) {
+        let Some(Value::Array(members)) = schema.get("allOf") else {
+            return;
+        };
+        if depth > 8 {
+            return;
+        }
+        for member in members {
+            let Some((Value::Object(member), _)) = self.doc.deref(member, "") else {
+                continue;
+            };
+            if let Some(Value::Object(props)) = member.get("properties") {
+                for (name, prop) in props {
+                    if self.has_flag(prop, flag) {
+                        out.insert(name.as_str());
+                    }
+                }
+            }
+            self.refused_in_all_of(member, flag, out, depth + 1);
         }
     }
 
@@ -1200,6 +1233,22 @@ mod tests {
             json!({FORBIDDEN: "writeOnly"})
         );
         assert_eq!(resp["required"], json!(["id", "name"]));
+    }
+
+    #[test]
+    fn read_only_declared_in_an_all_of_base_is_not_required_in_requests() {
+        let schemas = "    Base: {type: object, properties: {id: {type: string, readOnly: true}}}\n    A: {allOf: [{$ref: '#/components/schemas/Base'}], required: [id, name], properties: {name: {type: string}}}\n";
+        for version in ["3.0.3", "3.1.0"] {
+            let d = doc(version, schemas);
+            assert_eq!(
+                convert(&d, Direction::Request, "A")["required"],
+                json!(["name"])
+            );
+            assert_eq!(
+                convert(&d, Direction::Response, "A")["required"],
+                json!(["id", "name"])
+            );
+        }
     }
 
     #[test]
