@@ -596,10 +596,11 @@ pub(crate) fn compile_defs(
         pointer: String::new(),
         message: format!("more than {MAX_BUILD_ATTEMPTS} schemas cannot be compiled"),
     });
+    let tainted = tainted(converter, &invalid);
     wanted
         .iter()
         .map(|&id| {
-            let f = reachable_failure(converter, id, &invalid).unwrap_or_else(|| failure.clone());
+            let f = tainted.get(&id).cloned().unwrap_or_else(|| failure.clone());
             (id, Err(f))
         })
         .collect()
@@ -620,11 +621,12 @@ fn build_set(
 ) -> Result<HashMap<usize, Result<CompiledSchema, SchemaFailure>>, BuildFailure> {
     let mut out = HashMap::with_capacity(wanted.len());
     let mut entries = Map::new();
+    let tainted = tainted(converter, invalid);
     for &id in wanted {
         // A def reaches others through `$ref`: any malformed def it reaches is its failure.
-        match reachable_failure(converter, id, invalid) {
+        match tainted.get(&id) {
             Some(failure) => {
-                out.insert(id, Err(failure));
+                out.insert(id, Err(failure.clone()));
             }
             None => {
                 entries.insert(format!("s{id}"), converter.entry_schema(id));
@@ -681,30 +683,44 @@ fn def_of(location: &str) -> Option<usize> {
     rest[..rest.find('/').unwrap_or(rest.len())].parse().ok()
 }
 
-/// The first malformed def reachable from `id` through `$ref`s, if any.
-fn reachable_failure(
+/// Every def that reaches a malformed one through `$ref`s (itself included), with the
+/// failure it reaches. One pass over the reversed reference graph, so a bad schema in a
+/// large, densely linked document costs linear time, not a walk per entry.
+fn tainted(
     converter: &Converter<'_>,
-    id: usize,
     invalid: &HashMap<usize, SchemaFailure>,
-) -> Option<SchemaFailure> {
+) -> HashMap<usize, SchemaFailure> {
+    let mut out = HashMap::new();
     if invalid.is_empty() {
-        return None;
+        return out;
     }
     let prefix = format!("{}#/$defs/s", converter.dir.base());
-    let mut seen = HashSet::new();
-    let mut stack = vec![id];
-    while let Some(current) = stack.pop() {
-        if !seen.insert(current) {
-            continue;
-        }
-        if let Some(f) = invalid.get(&current) {
-            return Some(f.clone());
-        }
-        if let Some((_, def)) = converter.defs.get(current) {
-            collect_refs(def, &prefix, &mut stack);
+    let mut referrers: Vec<Vec<usize>> = vec![Vec::new(); converter.defs.len()];
+    for (from, (_, def)) in converter.defs.iter().enumerate() {
+        let mut targets = Vec::new();
+        collect_refs(def, &prefix, &mut targets);
+        for to in targets {
+            if let Some(list) = referrers.get_mut(to) {
+                list.push(from);
+            }
         }
     }
-    None
+    let mut bad: Vec<(&usize, &SchemaFailure)> = invalid.iter().collect();
+    // Deterministic blame when a def reaches several bad ones.
+    bad.sort_by_key(|(id, _)| **id);
+    for (&id, failure) in bad {
+        let mut stack = vec![id];
+        while let Some(current) = stack.pop() {
+            if out.contains_key(&current) {
+                continue;
+            }
+            out.insert(current, failure.clone());
+            if let Some(list) = referrers.get(current) {
+                stack.extend(list.iter().copied());
+            }
+        }
+    }
+    out
 }
 
 fn collect_refs(value: &Value, prefix: &str, out: &mut Vec<usize>) {
