@@ -17,7 +17,7 @@ mod body;
 mod params;
 mod schema;
 
-pub use schema::Direction;
+use schema::Direction;
 
 use crate::openapi::{
     Document, MediaType, Method, Operation, ParamIn, ParamStyle, ResponseStatus, Schema,
