@@ -54,6 +54,9 @@ pub struct ApiSpec {
     pub version_header: bool,
     #[serde(default)]
     pub default_major: Option<u64>,
+    /// Minimum days between a deprecation and its sunset (default 90).
+    #[serde(default)]
+    pub deprecation_notice_days: Option<u32>,
     #[serde(default)]
     pub systems_of_record: Vec<EntitySystem>,
     #[serde(default)]
@@ -320,6 +323,7 @@ async fn apply_api(
         description: spec.description.clone(),
         version_header: Some(spec.version_header),
         default_major: spec.default_major,
+        deprecation_notice_days: spec.deprecation_notice_days,
     };
     let target = format!("api/{}", spec.slug);
     let exists = match r.store().get_api(&spec.slug).await? {
@@ -334,12 +338,16 @@ async fn apply_api(
                 || cur.description != spec.description
                 || cur.team != spec.team
                 || cur.version_header != spec.version_header
-                || cur.default_major != spec.default_major;
+                || cur.default_major != spec.default_major
+                || cur.deprecation_notice_days
+                    != spec
+                        .deprecation_notice_days
+                        .unwrap_or(Api::DEFAULT_DEPRECATION_NOTICE_DAYS);
             if differs
                 && plan.step(
                     "update",
                     target,
-                    "title, description, team or routing changed",
+                    "title, description, team, routing or deprecation notice changed",
                 )
             {
                 r.update_api(a, input).await?;

@@ -64,6 +64,9 @@ pub struct NewApi {
     pub version_header: Option<bool>,
     #[serde(default)]
     pub default_major: Option<u64>,
+    /// Minimum days between a deprecation and its sunset (default 90).
+    #[serde(default)]
+    pub deprecation_notice_days: Option<u32>,
 }
 
 /// Input of `POST …/deprecate`.
@@ -416,6 +419,7 @@ impl Registry {
         check_name("slug", &input.slug)?;
         non_empty("title", &input.title)?;
         self.require_team(&input.team).await?;
+        let deprecation_notice_days = check_notice(input.deprecation_notice_days)?;
         let now = OffsetDateTime::now_utc();
         let api = Api {
             slug: input.slug,
@@ -424,6 +428,7 @@ impl Registry {
             team: input.team,
             version_header: input.version_header.unwrap_or(false),
             default_major: input.default_major,
+            deprecation_notice_days,
             created_at: now,
             updated_at: now,
         };
@@ -439,12 +444,14 @@ impl Registry {
         non_empty("title", &input.title)?;
         let before = self.require_api(&input.slug).await?;
         self.require_team(&input.team).await?;
+        let deprecation_notice_days = check_notice(input.deprecation_notice_days)?;
         let api = Api {
             title: input.title,
             description: input.description,
             team: input.team,
             version_header: input.version_header.unwrap_or(false),
             default_major: input.default_major,
+            deprecation_notice_days,
             updated_at: OffsetDateTime::now_utc(),
             ..before.clone()
         };
@@ -1107,6 +1114,18 @@ pub struct BadEntry {
 pub struct EntitySystem {
     pub entity: String,
     pub system: String,
+}
+
+/// An API's minimum deprecation notice: the default when unset, at most ten years.
+fn check_notice(days: Option<u32>) -> Result<u32> {
+    let days = days.unwrap_or(Api::DEFAULT_DEPRECATION_NOTICE_DAYS);
+    if days > Api::MAX_DEPRECATION_NOTICE_DAYS {
+        return Err(RegistryError::Invalid {
+            field: "deprecation_notice_days".into(),
+            message: format!("must be at most {}", Api::MAX_DEPRECATION_NOTICE_DAYS),
+        });
+    }
+    Ok(days)
 }
 
 fn check_plan(plan: &Plan) -> Result<()> {
