@@ -81,10 +81,12 @@ pub fn run(config: ServeConfig) -> anyhow::Result<()> {
 
 /// Bootstrap token and seeding, before anything listens.
 async fn prepare(registry: &Registry, config: &ServeConfig) -> anyhow::Result<()> {
-    if let Ok(token) = std::env::var("GATEHOUSE_BOOTSTRAP_TOKEN") {
-        if registry.bootstrap_token(&token).await? {
-            tracing::info!("GATEHOUSE_BOOTSTRAP_TOKEN is now an admin token");
-        }
+    let bootstrapped = match std::env::var("GATEHOUSE_BOOTSTRAP_TOKEN") {
+        Ok(token) => registry.bootstrap_token(&token).await?,
+        Err(_) => false,
+    };
+    if bootstrapped {
+        tracing::info!("GATEHOUSE_BOOTSTRAP_TOKEN is now an admin token");
     }
     if config.seed && is_empty(registry.store().as_ref()).await? {
         if config.seed_catalog.exists() {
