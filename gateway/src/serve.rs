@@ -29,7 +29,7 @@ pub fn run(config: ServeConfig) -> anyhow::Result<()> {
     let store = rt
         .block_on(store::open(&config.database_url))
         .context("cannot open the registry store")?;
-    let registry = Registry::new(store.clone());
+    let registry = Registry::new(store.clone()).with_ruleset(config.lint_ruleset.clone());
     rt.block_on(prepare(&registry, &config))?;
 
     let node = Arc::new(Node::new(config.role));
@@ -81,11 +81,10 @@ pub fn run(config: ServeConfig) -> anyhow::Result<()> {
 
 /// Bootstrap token and seeding, before anything listens.
 async fn prepare(registry: &Registry, config: &ServeConfig) -> anyhow::Result<()> {
-    let bootstrapped = match std::env::var("GATEHOUSE_BOOTSTRAP_TOKEN") {
-        Ok(token) => registry.bootstrap_token(&token).await?,
-        Err(_) => false,
-    };
-    if bootstrapped {
+    let bootstrap = std::env::var("GATEHOUSE_BOOTSTRAP_TOKEN").ok();
+    if let Some(token) = bootstrap.as_deref()
+        && registry.bootstrap_token(token).await?
+    {
         tracing::info!("GATEHOUSE_BOOTSTRAP_TOKEN is now an admin token");
     }
     if config.seed && is_empty(registry.store().as_ref()).await? {

@@ -21,6 +21,9 @@ pub struct Registry {
     store: Arc<dyn Store>,
     spec_limits: Limits,
     clock: Clock,
+    /// The governance ruleset of the publish gate (the built-in one unless the operator
+    /// gives another, `gatehouse serve --lint-ruleset`).
+    ruleset: Ruleset,
 }
 
 /// Where the registry reads the time: the system clock, or a fixed one in tests (the
@@ -343,7 +346,16 @@ impl Registry {
             store,
             spec_limits: Limits::default(),
             clock: Clock::system(),
+            ruleset: Ruleset::builtin(),
         }
+    }
+
+    /// Lints at the publish gate with another ruleset (the built-in rules with the
+    /// operator's severities, as `gatehouse spec lint --ruleset` reads them).
+    #[must_use]
+    pub fn with_ruleset(mut self, ruleset: Ruleset) -> Self {
+        self.ruleset = ruleset;
+        self
     }
 
     /// Reads the time from another clock (tests of the lifecycle rules).
@@ -591,8 +603,9 @@ impl Registry {
     /// 1. ownership: the caller may register versions of this API (and only an admin may
     ///    force, with a reason);
     /// 2. validity: the spec ingests (422 `invalid-spec`), and the version is new (409);
-    /// 3. lint: the built-in ruleset, with `has_plan` always set because every call
-    ///    through the gateway is made under a plan (422 `lint-failed` on an error);
+    /// 3. lint: the registry's ruleset (the built-in one by default), with `has_plan`
+    ///    always set because every call through the gateway is made under a plan (422
+    ///    `lint-failed` on an error);
     /// 4. compatibility: against the latest published or deprecated version of the same
     ///    major, a breaking finding refuses (409 `breaking-change`) unless forced; a new
     ///    major is compared with the nearest older major and may break.
@@ -619,11 +632,7 @@ impl Registry {
         }
         let major = document.info.version.major;
 
-        let lint = lint::lint(
-            &document,
-            &Ruleset::builtin(),
-            &LintOptions { has_plan: true },
-        );
+        let lint = lint::lint(&document, &self.ruleset, &LintOptions { has_plan: true });
         if lint.has_errors() {
             return Err(RegistryError::LintFailed {
                 api: api.slug,
