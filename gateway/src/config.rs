@@ -3,6 +3,7 @@
 //! on ([`ServeConfig`]). Flags and environment win over the file. Secrets are redacted in
 //! `Debug`.
 
+use gatehouse_policies::lint::{Ruleset, RulesetError};
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -62,6 +63,10 @@ pub struct ServeArgs {
     /// Worker threads of the gateway.
     #[arg(long, env = "GATEHOUSE_PROXY_THREADS")]
     pub proxy_threads: Option<usize>,
+    /// A YAML ruleset overriding the publish gate's lint severities (the format of
+    /// `gatehouse spec lint --ruleset`).
+    #[arg(long, env = "GATEHOUSE_LINT_RULESET")]
+    pub lint_ruleset: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for ServeArgs {
@@ -78,6 +83,7 @@ impl std::fmt::Debug for ServeArgs {
             .field("role", &self.role)
             .field("no_seed", &self.no_seed)
             .field("config", &self.config)
+            .field("lint_ruleset", &self.lint_ruleset)
             .finish_non_exhaustive()
     }
 }
@@ -95,6 +101,7 @@ pub struct FileConfig {
     pub no_seed: Option<bool>,
     pub seed_catalog: Option<PathBuf>,
     pub proxy_threads: Option<usize>,
+    pub lint_ruleset: Option<PathBuf>,
 }
 
 /// The validated configuration a node runs on.
@@ -109,6 +116,9 @@ pub struct ServeConfig {
     pub seed: bool,
     pub seed_catalog: PathBuf,
     pub proxy_threads: usize,
+    /// The publish gate's ruleset, and the file it came from (`None`: built-in).
+    pub lint_ruleset: Ruleset,
+    pub lint_ruleset_file: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for ServeConfig {
@@ -122,6 +132,7 @@ impl std::fmt::Debug for ServeConfig {
             .field("role", &self.role)
             .field("seed", &self.seed)
             .field("proxy_threads", &self.proxy_threads)
+            .field("lint_ruleset_file", &self.lint_ruleset_file)
             .finish()
     }
 }
@@ -148,6 +159,8 @@ pub enum ConfigError {
     DatabaseUrl(String),
     #[error("`proxy_threads` must be between 1 and 256")]
     Threads,
+    #[error("lint ruleset {path}: {source}")]
+    Ruleset { path: PathBuf, source: RulesetError },
 }
 
 /// Replaces a password in a URL by `***`.
@@ -207,6 +220,20 @@ impl ServeArgs {
         if !(1..=256).contains(&proxy_threads) {
             return Err(ConfigError::Threads);
         }
+        let lint_ruleset_file = self.lint_ruleset.clone().or(file.lint_ruleset);
+        let lint_ruleset = match &lint_ruleset_file {
+            None => Ruleset::builtin(),
+            Some(path) => {
+                let bytes = std::fs::read(path).map_err(|source| ConfigError::Read {
+                    path: path.clone(),
+                    source,
+                })?;
+                Ruleset::from_yaml(&bytes).map_err(|source| ConfigError::Ruleset {
+                    path: path.clone(),
+                    source,
+                })?
+            }
+        };
         Ok(ServeConfig {
             proxy_listen: address(
                 "proxy_listen",
@@ -227,6 +254,8 @@ impl ServeArgs {
                 .or(file.seed_catalog)
                 .unwrap_or_else(|| PathBuf::from("specs/catalog.yaml")),
             proxy_threads,
+            lint_ruleset,
+            lint_ruleset_file,
             data_dir,
             database_url,
         })
@@ -279,6 +308,38 @@ mod tests {
             ..ServeArgs::default()
         };
         assert!(matches!(bad.resolve(), Err(ConfigError::DatabaseUrl(_))));
+    }
+
+    #[test]
+    fn a_lint_ruleset_file_is_read_and_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("rules.yaml");
+        std::fs::write(&path, "rules:\n  operation-summary: error\n").unwrap();
+        let c = ServeArgs {
+            lint_ruleset: Some(path.clone()),
+            ..ServeArgs::default()
+        }
+        .resolve()
+        .unwrap();
+        assert_eq!(
+            c.lint_ruleset.severity("operation-summary"),
+            Some(gatehouse_policies::lint::LintSeverity::Error)
+        );
+        std::fs::write(&path, "rules:\n  no-such-rule: off\n").unwrap();
+        let bad = ServeArgs {
+            lint_ruleset: Some(path),
+            ..ServeArgs::default()
+        };
+        assert!(matches!(bad.resolve(), Err(ConfigError::Ruleset { .. })));
+        let missing = ServeArgs {
+            lint_ruleset: Some(dir.path().join("nope.yaml")),
+            ..ServeArgs::default()
+        };
+        assert!(matches!(missing.resolve(), Err(ConfigError::Read { .. })));
+        assert_eq!(
+            ServeArgs::default().resolve().unwrap().lint_ruleset,
+            Ruleset::builtin()
+        );
     }
 
     #[test]

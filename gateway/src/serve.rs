@@ -29,7 +29,7 @@ pub fn run(config: ServeConfig) -> anyhow::Result<()> {
     let store = rt
         .block_on(store::open(&config.database_url))
         .context("cannot open the registry store")?;
-    let registry = Registry::new(store.clone());
+    let registry = Registry::new(store.clone()).with_ruleset(config.lint_ruleset.clone());
     rt.block_on(prepare(&registry, &config))?;
 
     let node = Arc::new(Node::new(config.role));

@@ -9,15 +9,24 @@
 //! Nothing is deleted except subscriptions of consumers the catalog declares (their list is
 //! authoritative); APIs, versions and consumers absent from the catalog are left alone.
 //! Every spec is parsed before the first write, so a bad catalog changes nothing.
+//!
+//! Lifecycle moves go through the same rules as the admin API, in phases per API (publish
+//! every version, then deprecate, then retire) so that a successor is published before a
+//! deprecation names it. One exception: a version registered by this very apply has never
+//! been served, so nobody is owed notice; its deprecation and retirement are restated
+//! from the catalog with the lifecycle rules forced (the change log says so). A version
+//! that already existed gets no such pass: a catalog that shortens its notice or retires
+//! it early is refused with the rule's own error.
 
 use crate::error::{RegistryError, Result};
 use crate::model::*;
 use crate::service::{
-    Deprecation, EntitySystem, NewApi, Permission, Registry, SubscriptionInput, UpstreamInput,
+    Deprecation, EntitySystem, NewApi, Override, Permission, Registry, SubscriptionInput,
+    UpstreamInput,
 };
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use time::OffsetDateTime;
 
@@ -54,6 +63,9 @@ pub struct ApiSpec {
     pub version_header: bool,
     #[serde(default)]
     pub default_major: Option<u64>,
+    /// Minimum days between a deprecation and its sunset (default 90).
+    #[serde(default)]
+    pub deprecation_notice_days: Option<u32>,
     #[serde(default)]
     pub systems_of_record: Vec<EntitySystem>,
     #[serde(default)]
@@ -341,6 +353,7 @@ async fn apply_api(
         description: spec.description.clone(),
         version_header: Some(spec.version_header),
         default_major: spec.default_major,
+        deprecation_notice_days: spec.deprecation_notice_days,
     };
     let target = format!("api/{}", spec.slug);
     let exists = match r.store().get_api(&spec.slug).await? {
@@ -355,12 +368,16 @@ async fn apply_api(
                 || cur.description != spec.description
                 || cur.team != spec.team
                 || cur.version_header != spec.version_header
-                || cur.default_major != spec.default_major;
+                || cur.default_major != spec.default_major
+                || cur.deprecation_notice_days
+                    != spec
+                        .deprecation_notice_days
+                        .unwrap_or(Api::DEFAULT_DEPRECATION_NOTICE_DAYS);
             if differs
                 && plan.step(
                     "update",
                     target,
-                    "title, description, team or routing changed",
+                    "title, description, team, routing or deprecation notice changed",
                 )
             {
                 r.update_api(a, input).await?;
@@ -370,6 +387,7 @@ async fn apply_api(
     };
 
     // Register every version first, so successors named by deprecations exist.
+    let mut fresh = BTreeSet::new();
     for v in &spec.versions {
         let version = parsed.get(&v.spec).cloned().unwrap_or_default();
         let text = bundle
@@ -394,9 +412,19 @@ async fn apply_api(
                     } else {
                         "application/yaml"
                     };
-                    r.register_version(a, &spec.slug, text.as_bytes(), Some(ct))
-                        .await?;
+                    r.register_version(
+                        a,
+                        &spec.slug,
+                        text.as_bytes(),
+                        Some(ct),
+                        &Override {
+                            force: false,
+                            reason: Some("catalog apply".into()),
+                        },
+                    )
+                    .await?;
                 }
+                fresh.insert(version.clone());
             }
             Some(cur) => {
                 let sha = hex::encode(Sha256::digest(text.as_bytes()));
@@ -411,9 +439,16 @@ async fn apply_api(
             }
         }
     }
-    for v in &spec.versions {
-        let version = parsed.get(&v.spec).cloned().unwrap_or_default();
-        apply_lifecycle(plan, &spec.slug, &version, v, exists).await?;
+    for phase in [
+        LifecycleState::Published,
+        LifecycleState::Deprecated,
+        LifecycleState::Retired,
+    ] {
+        for v in &spec.versions {
+            let version = parsed.get(&v.spec).cloned().unwrap_or_default();
+            let new = fresh.contains(&version);
+            apply_lifecycle(plan, &spec.slug, &version, v, exists, new, phase).await?;
+        }
     }
 
     for u in &spec.upstreams {
@@ -495,12 +530,21 @@ async fn apply_api(
     Ok(())
 }
 
+/// The reason recorded for a lifecycle move of a version this apply registered.
+const RESTATED: &str = "catalog apply: the version is new to this registry, so nobody was \
+owed notice; its lifecycle is restated from the catalog";
+
+/// Moves one version towards its catalog state, one phase at a time: in the `Published`
+/// phase it publishes, in `Deprecated` it deprecates (or updates the deprecation), in
+/// `Retired` it retires. `fresh`: the version was registered by this apply.
 async fn apply_lifecycle(
     plan: &mut Reconciler<'_>,
     slug: &str,
     version: &str,
     v: &VersionSpec,
     exists: bool,
+    fresh: bool,
+    phase: LifecycleState,
 ) -> Result<()> {
     let (r, a) = (plan.registry, plan.actor);
     let current = if exists || !plan.dry_run {
@@ -508,9 +552,17 @@ async fn apply_lifecycle(
     } else {
         None
     };
-    let state = current.as_ref().map_or(LifecycleState::Draft, |c| c.state);
+    // In a dry run nothing moved in earlier phases: assume each step it planned was made.
+    let state = current
+        .as_ref()
+        .map_or(LifecycleState::Draft, |c| c.state)
+        .max(if plan.dry_run {
+            phase_before(phase).min(v.state)
+        } else {
+            LifecycleState::Draft
+        });
     let target = format!("{slug}@{version}");
-    if v.state < state {
+    if phase == LifecycleState::Published && v.state < state {
         return Err(RegistryError::Conflict {
             message: format!(
                 "{target} is {state}; the catalog says {}, and lifecycle never goes back",
@@ -518,48 +570,74 @@ async fn apply_lifecycle(
             ),
         });
     }
-    let deprecation = Deprecation {
-        sunset: v.sunset.as_deref().and_then(parse_instant),
-        successor: v.successor.clone(),
-        link: v.link.clone(),
-        brownouts: v.brownouts.clone(),
-        reason: Some("catalog apply".into()),
+    let gate = if fresh {
+        Override::forced(RESTATED)
+    } else {
+        Override {
+            force: false,
+            reason: Some("catalog apply".into()),
+        }
     };
-    if state == LifecycleState::Draft
-        && v.state >= LifecycleState::Published
-        && plan.step("publish", target.clone(), "draft → published")
-    {
-        r.publish(a, slug, version, Some("catalog apply".into()))
-            .await?;
-    }
-    let deprecation_differs = current.as_ref().is_some_and(|c| {
-        c.state == LifecycleState::Deprecated
-            && (c.sunset_at != deprecation.sunset
-                || c.successor != deprecation.successor
-                || c.deprecation_link != deprecation.link
-                || c.brownouts != deprecation.brownouts)
-    });
-    if ((state < LifecycleState::Deprecated && v.state >= LifecycleState::Deprecated)
-        || (v.state == LifecycleState::Deprecated && deprecation_differs))
-        && plan.step(
-            "deprecate",
-            target.clone(),
-            match &v.sunset {
-                Some(s) => format!("sunset {s}"),
-                None => "no sunset".into(),
-            },
-        )
-    {
-        r.deprecate(a, slug, version, deprecation).await?;
-    }
-    if state < LifecycleState::Retired
-        && v.state == LifecycleState::Retired
-        && plan.step("retire", target, "deprecated → retired")
-    {
-        r.retire(a, slug, version, Some("catalog apply".into()))
-            .await?;
+    match phase {
+        LifecycleState::Published => {
+            if state == LifecycleState::Draft
+                && v.state >= LifecycleState::Published
+                && plan.step("publish", target, "draft → published")
+            {
+                r.publish(a, slug, version, Some("catalog apply".into()))
+                    .await?;
+            }
+        }
+        LifecycleState::Deprecated => {
+            let deprecation = Deprecation {
+                sunset: v.sunset.as_deref().and_then(parse_instant),
+                successor: v.successor.clone(),
+                link: v.link.clone(),
+                brownouts: v.brownouts.clone(),
+                reason: gate.reason.clone(),
+                force: gate.force,
+            };
+            let differs = current.as_ref().is_some_and(|c| {
+                c.state == LifecycleState::Deprecated
+                    && (c.sunset_at != deprecation.sunset
+                        || c.successor != deprecation.successor
+                        || c.deprecation_link != deprecation.link
+                        || c.brownouts != deprecation.brownouts)
+            });
+            if ((state < LifecycleState::Deprecated && v.state >= LifecycleState::Deprecated)
+                || (v.state == LifecycleState::Deprecated && differs))
+                && plan.step(
+                    "deprecate",
+                    target,
+                    match &v.sunset {
+                        Some(s) => format!("sunset {s}"),
+                        None => "no sunset".into(),
+                    },
+                )
+            {
+                r.deprecate(a, slug, version, deprecation).await?;
+            }
+        }
+        LifecycleState::Retired => {
+            if state < LifecycleState::Retired
+                && v.state == LifecycleState::Retired
+                && plan.step("retire", target, "deprecated → retired")
+            {
+                r.retire(a, slug, version, gate).await?;
+            }
+        }
+        LifecycleState::Draft => {}
     }
     Ok(())
+}
+
+/// The state a version has reached when `phase` starts, if every earlier phase moved it.
+fn phase_before(phase: LifecycleState) -> LifecycleState {
+    match phase {
+        LifecycleState::Draft | LifecycleState::Published => LifecycleState::Draft,
+        LifecycleState::Deprecated => LifecycleState::Published,
+        LifecycleState::Retired => LifecycleState::Deprecated,
+    }
 }
 
 async fn apply_consumers(plan: &mut Reconciler<'_>, catalog: &Catalog) -> Result<()> {

@@ -28,10 +28,20 @@ pub struct Api {
     pub version_header: bool,
     /// The major served to `/{api}/{path}` without a version header, when set.
     pub default_major: Option<u64>,
+    /// The minimum notice, in days, between deprecating a version and its sunset (and,
+    /// for a version without a sunset, between its deprecation and its retirement).
+    pub deprecation_notice_days: u32,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
     pub updated_at: OffsetDateTime,
+}
+
+impl Api {
+    /// The minimum deprecation notice of an API that does not set one.
+    pub const DEFAULT_DEPRECATION_NOTICE_DAYS: u32 = 90;
+    /// The longest minimum notice an API may ask for (ten years).
+    pub const MAX_DEPRECATION_NOTICE_DAYS: u32 = 3650;
 }
 
 /// Lifecycle of a version: `draft` → `published` → `deprecated` → `retired`.

@@ -2,22 +2,55 @@
 //! records. The admin API and the catalog reconciler both call these; the store below only
 //! keeps integrity.
 
-use crate::error::{RegistryError, Result};
+use crate::error::{Forced, Instant, RegistryError, Result};
 use crate::model::*;
 use crate::secret::{self, SecretKind};
-use crate::store::{ChangeFilter, Store};
+use crate::store::{ChangeFilter, Store, StoreError};
+use gatehouse_policies::diff::{self, Finding, Report, Summary};
 use gatehouse_policies::document::Limits;
+use gatehouse_policies::lint::{self, LintOptions, LintReport, Ruleset};
 use gatehouse_policies::openapi::{self, Document};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
-use time::OffsetDateTime;
+use time::{Duration, OffsetDateTime};
 
 /// The registry: a store plus the rules around it.
 #[derive(Debug, Clone)]
 pub struct Registry {
     store: Arc<dyn Store>,
     spec_limits: Limits,
+    clock: Clock,
+    /// The governance ruleset of the publish gate (the built-in one unless the operator
+    /// gives another, `gatehouse serve --lint-ruleset`).
+    ruleset: Ruleset,
+}
+
+/// Where the registry reads the time: the system clock, or a fixed one in tests (the
+/// lifecycle rules compare sunsets and notices with "now").
+#[derive(Clone)]
+pub struct Clock(Arc<dyn Fn() -> OffsetDateTime + Send + Sync>);
+
+impl Clock {
+    /// The system clock.
+    pub fn system() -> Clock {
+        Clock(Arc::new(OffsetDateTime::now_utc))
+    }
+
+    /// A clock that reads `f`.
+    pub fn from_fn(f: impl Fn() -> OffsetDateTime + Send + Sync + 'static) -> Clock {
+        Clock(Arc::new(f))
+    }
+
+    pub fn now(&self) -> OffsetDateTime {
+        (self.0)()
+    }
+}
+
+impl std::fmt::Debug for Clock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Clock")
+    }
 }
 
 /// Which operation a role check is for; also the words of a 403.
@@ -64,6 +97,9 @@ pub struct NewApi {
     pub version_header: Option<bool>,
     #[serde(default)]
     pub default_major: Option<u64>,
+    /// Minimum days between a deprecation and its sunset (default 90).
+    #[serde(default)]
+    pub deprecation_notice_days: Option<u32>,
 }
 
 /// Input of `POST …/deprecate`.
@@ -84,6 +120,32 @@ pub struct Deprecation {
     pub brownouts: Vec<Brownout>,
     #[serde(default)]
     pub reason: Option<String>,
+    /// An admin's override of the notice and successor rules (needs a `reason`).
+    #[serde(default)]
+    pub force: bool,
+}
+
+/// An admin's override of a governance refusal; the reason goes into the change log.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Override {
+    pub force: bool,
+    /// Why; recorded in the change log with or without `force`.
+    pub reason: Option<String>,
+}
+
+impl Override {
+    /// No override, and no reason.
+    pub fn none() -> Override {
+        Override::default()
+    }
+
+    /// An override with its reason.
+    pub fn forced(reason: impl Into<String>) -> Override {
+        Override {
+            force: true,
+            reason: Some(reason.into()),
+        }
+    }
 }
 
 /// Input of `PUT /apis/{slug}/majors/{major}/upstream`.
@@ -197,6 +259,43 @@ pub struct IssuedSecret {
 pub struct Registered {
     pub version: Version,
     pub document: Document,
+    /// What the publish gate found (and let through).
+    pub findings: GateFindings,
+}
+
+/// What the publish gate found in a version it accepted: the `findings` of the 201.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct GateFindings {
+    /// Every lint finding (none of severity error, or the gate would have refused).
+    pub lint: LintReport,
+    /// The comparison with the version this one succeeds, when there is one.
+    pub compatibility: Option<Compatibility>,
+}
+
+/// A version compared with the one it succeeds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Compatibility {
+    /// The version compared against: the latest published (or deprecated) version of the
+    /// same major, else of the nearest older major.
+    pub against: String,
+    pub against_major: u64,
+    /// Same major: a breaking finding refuses the version unless an admin forces it. A
+    /// new major may break: its findings are the migration guide's skeleton.
+    pub same_major: bool,
+    /// Whether an admin forced the version past breaking findings.
+    pub forced: bool,
+    pub summary: Summary,
+    pub findings: Vec<Finding>,
+}
+
+/// The diff between two registered versions (`GET /apis/{slug}/diff`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct VersionDiff {
+    pub api: String,
+    pub from: String,
+    pub to: String,
+    #[serde(flatten)]
+    pub report: Report,
 }
 
 /// Names of teams, APIs, consumers and plans: lower-case kebab-case, 1-63 characters.
@@ -246,7 +345,29 @@ impl Registry {
         Registry {
             store,
             spec_limits: Limits::default(),
+            clock: Clock::system(),
+            ruleset: Ruleset::builtin(),
         }
+    }
+
+    /// Lints at the publish gate with another ruleset (the built-in rules with the
+    /// operator's severities, as `gatehouse spec lint --ruleset` reads them).
+    #[must_use]
+    pub fn with_ruleset(mut self, ruleset: Ruleset) -> Self {
+        self.ruleset = ruleset;
+        self
+    }
+
+    /// Reads the time from another clock (tests of the lifecycle rules).
+    #[must_use]
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Now, by the registry's clock.
+    pub fn now(&self) -> OffsetDateTime {
+        self.clock.now()
     }
 
     /// Uses other limits for spec ingest (the default is 10 MiB, depth 128).
@@ -356,7 +477,7 @@ impl Registry {
             hash: hash.to_owned(),
             role,
             team: team.clone(),
-            created_at: OffsetDateTime::now_utc(),
+            created_at: self.now(),
             revoked_at: None,
         };
         let mut m = meta(actor, "token.create", format!("token/{id}"));
@@ -376,7 +497,7 @@ impl Registry {
         let team = Team {
             name: name.to_owned(),
             contact: contact.to_owned(),
-            created_at: OffsetDateTime::now_utc(),
+            created_at: self.now(),
         };
         let mut m = meta(actor, "team.create", format!("team/{name}"));
         m.after_digest = Some(digest(&team));
@@ -416,7 +537,8 @@ impl Registry {
         check_name("slug", &input.slug)?;
         non_empty("title", &input.title)?;
         self.require_team(&input.team).await?;
-        let now = OffsetDateTime::now_utc();
+        let deprecation_notice_days = check_notice(input.deprecation_notice_days)?;
+        let now = self.now();
         let api = Api {
             slug: input.slug,
             title: input.title,
@@ -424,6 +546,7 @@ impl Registry {
             team: input.team,
             version_header: input.version_header.unwrap_or(false),
             default_major: input.default_major,
+            deprecation_notice_days,
             created_at: now,
             updated_at: now,
         };
@@ -439,13 +562,15 @@ impl Registry {
         non_empty("title", &input.title)?;
         let before = self.require_api(&input.slug).await?;
         self.require_team(&input.team).await?;
+        let deprecation_notice_days = check_notice(input.deprecation_notice_days)?;
         let api = Api {
             title: input.title,
             description: input.description,
             team: input.team,
             version_header: input.version_header.unwrap_or(false),
             default_major: input.default_major,
-            updated_at: OffsetDateTime::now_utc(),
+            deprecation_notice_days,
+            updated_at: self.now(),
             ..before.clone()
         };
         let mut m = meta(actor, "api.update", format!("api/{}", api.slug));
@@ -465,25 +590,81 @@ impl Registry {
             })
     }
 
-    // -- versions ------------------------------------------------------------------------
+    // -- versions and the publish gate ---------------------------------------------------
 
     /// Parses and checks a spec without registering it.
     pub fn parse_spec(&self, bytes: &[u8]) -> Result<Document> {
         Ok(openapi::parse(bytes, &self.spec_limits)?)
     }
 
-    /// Registers a new version (state `draft`) from the spec's bytes.
+    /// Registers a new version (state `draft`) from the spec's bytes, through the publish
+    /// gate:
+    ///
+    /// 1. ownership: the caller may register versions of this API (and only an admin may
+    ///    force, with a reason);
+    /// 2. validity: the spec ingests (422 `invalid-spec`), and the version is new (409);
+    /// 3. lint: the registry's ruleset (the built-in one by default), with `has_plan`
+    ///    always set because every call through the gateway is made under a plan (422
+    ///    `lint-failed` on an error);
+    /// 4. compatibility: against the latest published or deprecated version of the same
+    ///    major, a breaking finding refuses (409 `breaking-change`) unless forced; a new
+    ///    major is compared with the nearest older major and may break.
+    ///
+    /// The reason of `gate` (forced or not) goes into the change-log entry of the version.
     pub async fn register_version(
         &self,
         actor: &Actor,
         slug: &str,
         bytes: &[u8],
         content_type: Option<&str>,
+        gate: &Override,
     ) -> Result<Registered> {
         let api = self.require_api(slug).await?;
         self.authorize(actor, Permission::Versions, Some(&api.team))?;
+        check_override(actor, gate, Forced::BreakingChange)?;
         let document = self.parse_spec(bytes)?;
         let version_text = document.info.version.to_string();
+        if self.store.get_version(slug, &version_text).await?.is_some() {
+            return Err(RegistryError::Duplicate {
+                entity: "version",
+                key: format!("{slug}@{version_text}"),
+            });
+        }
+        let major = document.info.version.major;
+
+        let lint = lint::lint(&document, &self.ruleset, &LintOptions { has_plan: true });
+        if lint.has_errors() {
+            return Err(RegistryError::LintFailed {
+                api: api.slug,
+                version: version_text,
+                report: Box::new(lint),
+            });
+        }
+
+        let mut compatibility = None;
+        if let Some(baseline) = self.baseline(slug, &document.info.version).await? {
+            let old = self.stored_document(&baseline)?;
+            let report = diff::diff_with(&old, &document, &self.diff_options());
+            let same_major = baseline.major == major;
+            if same_major && report.has_breaking() && !gate.force {
+                return Err(RegistryError::BreakingChange {
+                    api: api.slug,
+                    version: version_text,
+                    against: baseline.version,
+                    major,
+                    report: Box::new(report),
+                });
+            }
+            compatibility = Some(Compatibility {
+                against: baseline.version,
+                against_major: baseline.major,
+                same_major,
+                forced: same_major && report.has_breaking(),
+                summary: report.summary,
+                findings: report.findings,
+            });
+        }
+
         let spec_json =
             serde_json::to_string(&document.tree).map_err(|e| RegistryError::Invalid {
                 field: "spec".into(),
@@ -497,11 +678,11 @@ impl Registry {
             }
             _ => "application/yaml",
         };
-        let now = OffsetDateTime::now_utc();
+        let now = self.now();
         let version = Version {
             api: api.slug.clone(),
             version: version_text.clone(),
-            major: document.info.version.major,
+            major,
             state: LifecycleState::Draft,
             spec_raw: bytes.to_vec(),
             spec_json,
@@ -522,9 +703,88 @@ impl Registry {
             "version.create",
             format!("{}@{}", api.slug, version_text),
         );
+        m.reason = match (&compatibility, gate.reason.as_deref()) {
+            (Some(c), Some(reason)) if c.forced => Some(format!(
+                "{reason} (forced past {} breaking change(s) against {})",
+                c.summary.breaking, c.against
+            )),
+            (_, reason) => reason.map(str::to_owned),
+        };
         m.after_digest = Some(digest(&VersionView::from(&version)));
         self.store.create_version(&version, &m).await?;
-        Ok(Registered { version, document })
+        Ok(Registered {
+            version,
+            document,
+            findings: GateFindings {
+                lint,
+                compatibility,
+            },
+        })
+    }
+
+    /// The version a new one is compared with: the latest published or deprecated version
+    /// of the same major, else the latest of the nearest older major that has one.
+    async fn baseline(&self, slug: &str, new: &semver::Version) -> Result<Option<Version>> {
+        let live: Vec<Version> = self
+            .store
+            .list_versions(slug)
+            .await?
+            .into_iter()
+            .filter(|v| {
+                matches!(
+                    v.state,
+                    LifecycleState::Published | LifecycleState::Deprecated
+                )
+            })
+            .collect();
+        // `list_versions` is oldest semver first, so the last match is the latest.
+        if let Some(same) = live.iter().rev().find(|v| v.major == new.major) {
+            return Ok(Some(same.clone()));
+        }
+        Ok(live.into_iter().rev().find(|v| v.major < new.major))
+    }
+
+    /// The parsed form of a stored version. It ingested when it was registered, so a
+    /// failure now means the store holds something it should not.
+    fn stored_document(&self, v: &Version) -> Result<Document> {
+        openapi::parse(&v.spec_raw, &self.spec_limits).map_err(|e| {
+            RegistryError::Store(StoreError::Corrupt {
+                what: "stored spec",
+                detail: format!("{}@{}: {e}", v.api, v.version),
+            })
+        })
+    }
+
+    /// Today, for the diff's `x-sunset` rules.
+    fn diff_options(&self) -> diff::Options {
+        let now = self.now();
+        diff::Options {
+            today: diff::Date::new(now.year(), u8::from(now.month()), now.day()),
+        }
+    }
+
+    /// The diff report between two registered versions of an API.
+    pub async fn diff_versions(
+        &self,
+        actor: &Actor,
+        slug: &str,
+        from: &str,
+        to: &str,
+    ) -> Result<VersionDiff> {
+        self.authorize(actor, Permission::Read, None)?;
+        let old = self.require_version(slug, from).await?;
+        let new = self.require_version(slug, to).await?;
+        let report = diff::diff_with(
+            &self.stored_document(&old)?,
+            &self.stored_document(&new)?,
+            &self.diff_options(),
+        );
+        Ok(VersionDiff {
+            api: slug.to_owned(),
+            from: old.version,
+            to: new.version,
+            report,
+        })
     }
 
     pub async fn require_version(&self, slug: &str, version: &str) -> Result<Version> {
@@ -538,6 +798,21 @@ impl Registry {
             })
     }
 
+    // -- lifecycle -----------------------------------------------------------------------
+
+    /// The API and the version a lifecycle move starts from, after the role check.
+    async fn lifecycle_start(
+        &self,
+        actor: &Actor,
+        slug: &str,
+        version: &str,
+    ) -> Result<(Api, Version)> {
+        let api = self.require_api(slug).await?;
+        self.authorize(actor, Permission::Lifecycle, Some(&api.team))?;
+        let before = self.require_version(slug, version).await?;
+        Ok((api, before))
+    }
+
     /// `draft` → `published`.
     pub async fn publish(
         &self,
@@ -546,23 +821,23 @@ impl Registry {
         version: &str,
         reason: Option<String>,
     ) -> Result<Version> {
-        self.transition(
-            actor,
-            slug,
-            version,
-            LifecycleState::Published,
-            reason,
-            |v| {
-                if v.state != LifecycleState::Draft {
-                    return Err(v.state);
-                }
-                Ok(())
-            },
-        )
-        .await
+        let (_, before) = self.lifecycle_start(actor, slug, version).await?;
+        if before.state != LifecycleState::Draft {
+            return Err(transition_error(&before, LifecycleState::Published));
+        }
+        let after = before.clone();
+        self.commit_transition(actor, before, after, LifecycleState::Published, reason)
+            .await
     }
 
-    /// `published` (or already `deprecated`, to change its dates) → `deprecated`.
+    /// `published` → `deprecated` (or, on a deprecated version, new dates).
+    ///
+    /// Rules (an admin may force past the first three with a reason):
+    /// - a sunset is required, and on a published version (or when an already deprecated
+    ///   version's sunset moves earlier) it must be at least the API's minimum notice
+    ///   ahead;
+    /// - when a newer major of the API is published, a successor must be named;
+    /// - the successor must exist, be newer, and be published or deprecated (not forcible).
     pub async fn deprecate(
         &self,
         actor: &Actor,
@@ -570,15 +845,52 @@ impl Registry {
         version: &str,
         d: Deprecation,
     ) -> Result<Version> {
-        // The role first: a caller who may not deprecate learns nothing from the input checks.
-        let api = self.require_api(slug).await?;
-        self.authorize(actor, Permission::Lifecycle, Some(&api.team))?;
-        let now = OffsetDateTime::now_utc();
-        if d.sunset.is_some_and(|s| s <= now) {
-            return Err(RegistryError::Invalid {
-                field: "sunset".into(),
-                message: "must be in the future".into(),
-            });
+        let (api, before) = self.lifecycle_start(actor, slug, version).await?;
+        let gate = Override {
+            force: d.force,
+            reason: d.reason.clone(),
+        };
+        check_override(actor, &gate, Forced::Deprecation)?;
+        if !matches!(
+            before.state,
+            LifecycleState::Published | LifecycleState::Deprecated
+        ) {
+            return Err(transition_error(&before, LifecycleState::Deprecated));
+        }
+        let now = self.now();
+        let notice = Duration::days(i64::from(api.deprecation_notice_days));
+        match d.sunset {
+            None if !d.force => {
+                return Err(RegistryError::Invalid {
+                    field: "sunset".into(),
+                    message: format!(
+                        "a deprecation needs a sunset date at least {} days ahead (the API's minimum notice)",
+                        api.deprecation_notice_days
+                    ),
+                });
+            }
+            Some(s) if s <= now && !d.force => {
+                return Err(RegistryError::Invalid {
+                    field: "sunset".into(),
+                    message: "must be in the future".into(),
+                });
+            }
+            Some(s) if !d.force => {
+                // Notice is owed when the version is newly deprecated, and when an existing
+                // sunset is brought forward; pushing it back is always allowed.
+                let shortened = before.state == LifecycleState::Published
+                    || before.sunset_at.is_none_or(|current| s < current);
+                if shortened && s < now + notice {
+                    return Err(RegistryError::SunsetTooSoon {
+                        api: api.slug,
+                        version: before.version,
+                        sunset: Instant(s),
+                        earliest: Instant(now + notice),
+                        notice_days: api.deprecation_notice_days,
+                    });
+                }
+            }
+            _ => {}
         }
         for (i, b) in d.brownouts.iter().enumerate() {
             if b.end <= b.start {
@@ -594,91 +906,145 @@ impl Registry {
                 });
             }
         }
-        if let Some(succ) = &d.successor {
-            self.require_version(slug, succ).await?;
-        }
         if d.link
             .as_ref()
-            .is_some_and(|l| !(l.starts_with("https://") || l.starts_with("http://")))
+            .is_some_and(|link| !(link.starts_with("https://") || link.starts_with("http://")))
         {
             return Err(RegistryError::Invalid {
                 field: "link".into(),
                 message: "must be an http(s) URL".into(),
             });
         }
-        let reason = d.reason.clone();
-        self.transition(
+        let versions = self.store.list_versions(slug).await?;
+        let current = semver_of(&before)?;
+        if let Some(succ) = &d.successor {
+            let found = versions
+                .iter()
+                .find(|v| &v.version == succ)
+                .ok_or_else(|| RegistryError::NotFound {
+                    entity: "version",
+                    key: format!("{slug}@{succ}"),
+                })?;
+            if semver_of(found)? <= current {
+                return Err(RegistryError::Invalid {
+                    field: "successor".into(),
+                    message: format!("`{succ}` is not newer than `{}`", before.version),
+                });
+            }
+            if !matches!(
+                found.state,
+                LifecycleState::Published | LifecycleState::Deprecated
+            ) {
+                return Err(RegistryError::Invalid {
+                    field: "successor".into(),
+                    message: format!("`{succ}` is {}; a successor must be published", found.state),
+                });
+            }
+        } else if !d.force {
+            let newer = versions
+                .iter()
+                .rev()
+                .find(|v| v.major > before.major && v.state == LifecycleState::Published);
+            if let Some(newer) = newer {
+                return Err(RegistryError::SuccessorRequired {
+                    api: api.slug,
+                    version: before.version,
+                    newer: newer.version.clone(),
+                });
+            }
+        }
+        let mut after = before.clone();
+        if before.state == LifecycleState::Published {
+            after.deprecated_at = Some(now);
+        }
+        after.sunset_at = d.sunset;
+        after.successor = d.successor.clone();
+        after.deprecation_link = d.link.clone();
+        after.brownouts = d.brownouts.clone();
+        self.commit_transition(
             actor,
-            slug,
-            version,
+            before,
+            after,
             LifecycleState::Deprecated,
-            reason,
-            move |v| {
-                if !matches!(
-                    v.state,
-                    LifecycleState::Published | LifecycleState::Deprecated
-                ) {
-                    return Err(v.state);
-                }
-                if v.state == LifecycleState::Published {
-                    v.deprecated_at = Some(now);
-                }
-                v.sunset_at = d.sunset;
-                v.successor = d.successor.clone();
-                v.deprecation_link = d.link.clone();
-                v.brownouts = d.brownouts.clone();
-                Ok(())
-            },
+            reason_text(&gate),
         )
         .await
     }
 
-    /// `deprecated` → `retired`.
+    /// `deprecated` → `retired`: not before the sunset, or, for a version without one, not
+    /// before the API's minimum notice has passed since its deprecation. An admin may
+    /// force an earlier retirement with a reason.
     pub async fn retire(
         &self,
         actor: &Actor,
         slug: &str,
         version: &str,
-        reason: Option<String>,
+        gate: Override,
     ) -> Result<Version> {
-        self.transition(actor, slug, version, LifecycleState::Retired, reason, |v| {
-            if v.state != LifecycleState::Deprecated {
-                return Err(v.state);
+        let (api, before) = self.lifecycle_start(actor, slug, version).await?;
+        check_override(actor, &gate, Forced::Retirement)?;
+        if before.state != LifecycleState::Deprecated {
+            return Err(transition_error(&before, LifecycleState::Retired));
+        }
+        let now = self.now();
+        if !gate.force {
+            match before.sunset_at {
+                Some(sunset) if now < sunset => {
+                    return Err(RegistryError::RetireBeforeSunset {
+                        api: api.slug,
+                        version: before.version,
+                        sunset: Instant(sunset),
+                    });
+                }
+                Some(_) => {}
+                None => {
+                    // Consumers were never given a date: they get the minimum notice,
+                    // counted from the deprecation (which every deprecated version has).
+                    let deprecated_at = before.deprecated_at.unwrap_or(now);
+                    let not_before =
+                        deprecated_at + Duration::days(i64::from(api.deprecation_notice_days));
+                    if now < not_before {
+                        return Err(RegistryError::RetireBeforeNotice {
+                            api: api.slug,
+                            version: before.version,
+                            deprecated_at: Instant(deprecated_at),
+                            not_before: Instant(not_before),
+                            notice_days: api.deprecation_notice_days,
+                        });
+                    }
+                }
             }
-            Ok(())
-        })
+        }
+        let after = before.clone();
+        self.commit_transition(
+            actor,
+            before,
+            after,
+            LifecycleState::Retired,
+            reason_text(&gate),
+        )
         .await
     }
 
-    async fn transition(
+    /// Writes a lifecycle move with its change-log entry.
+    async fn commit_transition(
         &self,
         actor: &Actor,
-        slug: &str,
-        version: &str,
+        before: Version,
+        mut after: Version,
         to: LifecycleState,
         reason: Option<String>,
-        change: impl FnOnce(&mut Version) -> std::result::Result<(), LifecycleState>,
     ) -> Result<Version> {
-        let api = self.require_api(slug).await?;
-        self.authorize(actor, Permission::Lifecycle, Some(&api.team))?;
-        let before = self.require_version(slug, version).await?;
-        let mut after = before.clone();
-        change(&mut after).map_err(|from| RegistryError::Transition {
-            api: slug.to_owned(),
-            version: version.to_owned(),
-            from: from.to_string(),
-            to: to.to_string(),
-        })?;
         after.state = to;
         after.updated_by = actor.id.clone();
-        after.updated_at = OffsetDateTime::now_utc();
+        after.updated_at = self.now();
         let action = match to {
             LifecycleState::Draft => "version.draft",
             LifecycleState::Published => "version.publish",
             LifecycleState::Deprecated => "version.deprecate",
             LifecycleState::Retired => "version.retire",
         };
-        let mut m = meta(actor, action, format!("{slug}@{version}"));
+        let mut m = meta(actor, action, format!("{}@{}", before.api, before.version));
         m.reason = reason;
         m.before_digest = Some(digest(&VersionView::from(&before)));
         m.after_digest = Some(digest(&VersionView::from(&after)));
@@ -823,7 +1189,7 @@ impl Registry {
         let consumer = Consumer {
             name: name.to_owned(),
             contact,
-            created_at: OffsetDateTime::now_utc(),
+            created_at: self.now(),
         };
         let mut m = meta(actor, "consumer.create", format!("consumer/{name}"));
         m.after_digest = Some(digest(&consumer));
@@ -869,7 +1235,7 @@ impl Registry {
     ) -> Result<(KeyView, String)> {
         self.authorize(actor, Permission::Admin, None)?;
         self.require_consumer(consumer).await?;
-        let now = OffsetDateTime::now_utc();
+        let now = self.now();
         if expires_at.is_some_and(|e| e <= now) {
             return Err(RegistryError::Invalid {
                 field: "expires_at".into(),
@@ -911,9 +1277,7 @@ impl Registry {
             .iter()
             .find(|k| k.id == id)
             .map(|k| digest(&KeyView::from(k)));
-        self.store
-            .revoke_key(consumer, id, OffsetDateTime::now_utc(), &m)
-            .await?;
+        self.store.revoke_key(consumer, id, self.now(), &m).await?;
         Ok(())
     }
 
@@ -1109,6 +1473,65 @@ pub struct BadEntry {
 pub struct EntitySystem {
     pub entity: String,
     pub system: String,
+}
+
+/// Checks an override before anything else: only admins force, and never without a reason.
+fn check_override(actor: &Actor, gate: &Override, what: Forced) -> Result<()> {
+    if !gate.force {
+        return Ok(());
+    }
+    if actor.role != Role::Admin {
+        return Err(RegistryError::Forbidden {
+            role: match (&actor.team, actor.role) {
+                (Some(t), Role::Owner) => format!("owner of team {t}"),
+                (_, r) => r.as_str().to_owned(),
+            },
+            action: format!("force {what} (admins only)"),
+        });
+    }
+    if gate.reason.as_deref().is_none_or(|r| r.trim().is_empty()) {
+        return Err(RegistryError::ReasonRequired { what });
+    }
+    Ok(())
+}
+
+/// The change-log reason of a lifecycle move: a forced one says so.
+fn reason_text(gate: &Override) -> Option<String> {
+    match (&gate.reason, gate.force) {
+        (Some(r), true) => Some(format!("{r} (forced past the lifecycle rules)")),
+        (reason, _) => reason.clone(),
+    }
+}
+
+fn transition_error(v: &Version, to: LifecycleState) -> RegistryError {
+    RegistryError::Transition {
+        api: v.api.clone(),
+        version: v.version.clone(),
+        from: v.state.to_string(),
+        to: to.to_string(),
+    }
+}
+
+/// The semantic version of a stored version (checked at registration).
+fn semver_of(v: &Version) -> Result<semver::Version> {
+    semver::Version::parse(&v.version).map_err(|e| {
+        RegistryError::Store(StoreError::Corrupt {
+            what: "version",
+            detail: format!("{}@{}: {e}", v.api, v.version),
+        })
+    })
+}
+
+/// An API's minimum deprecation notice: the default when unset, at most ten years.
+fn check_notice(days: Option<u32>) -> Result<u32> {
+    let days = days.unwrap_or(Api::DEFAULT_DEPRECATION_NOTICE_DAYS);
+    if days > Api::MAX_DEPRECATION_NOTICE_DAYS {
+        return Err(RegistryError::Invalid {
+            field: "deprecation_notice_days".into(),
+            message: format!("must be at most {}", Api::MAX_DEPRECATION_NOTICE_DAYS),
+        });
+    }
+    Ok(days)
 }
 
 fn check_plan(plan: &Plan) -> Result<()> {

@@ -717,6 +717,7 @@ mod tests {
             team: "t".into(),
             version_header: true,
             default_major: Some(1),
+            deprecation_notice_days: Api::DEFAULT_DEPRECATION_NOTICE_DAYS,
             created_at: NOW,
             updated_at: NOW,
         }

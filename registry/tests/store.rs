@@ -114,6 +114,7 @@ fn api(slug: &str, team: &str) -> Api {
         team: team.into(),
         version_header: true,
         default_major: Some(1),
+        deprecation_notice_days: 30,
         created_at: at(2),
         updated_at: at(2),
     }
@@ -324,6 +325,7 @@ store_test!(apis_create_get_list_update, |t: Ctx| async move {
     changed.description = None;
     changed.version_header = false;
     changed.default_major = Some(2);
+    changed.deprecation_notice_days = 180;
     changed.created_at = at(500);
     changed.updated_at = at(600);
     s.update_api(&changed, &m()).await.unwrap();

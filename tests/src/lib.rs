@@ -206,6 +206,22 @@ pub fn echo_spec(version: &str) -> Value {
     })
 }
 
+/// The publish gate's ruleset for `gatehouse serve` processes under test: the built-in
+/// one, minus the rules [`echo_spec`] does not meet on purpose. The echo API is a test
+/// double: public (the data-plane tests call it without credentials), with no contact and
+/// no documented refusals, so that what the tests observe is the gateway's own behaviour.
+/// Every other rule, and the compatibility check, still applies.
+pub fn echo_ruleset(dir: &std::path::Path) -> std::path::PathBuf {
+    let path = dir.join("echo-ruleset.yaml");
+    std::fs::write(
+        &path,
+        "rules:\n  operation-security-defined: off\n  info-contact: off\n  \
+         operation-4xx-response: off\n  rate-limit-429: off\n",
+    )
+    .expect("write the echo ruleset");
+    path
+}
+
 /// Builders of registry records for in-process gateways.
 pub mod records {
     use super::*;
@@ -222,6 +238,7 @@ pub mod records {
             team: "test".into(),
             version_header,
             default_major,
+            deprecation_notice_days: Api::DEFAULT_DEPRECATION_NOTICE_DAYS,
             created_at: now(),
             updated_at: now(),
         }
@@ -518,6 +535,8 @@ impl GatehouseProcess {
             .arg(opts.role)
             .arg("--seed-catalog")
             .arg(workspace_root().join("specs/catalog.yaml"))
+            .arg("--lint-ruleset")
+            .arg(echo_ruleset(dir.path()))
             .env("GATEHOUSE_BOOTSTRAP_TOKEN", token)
             .env("RUST_LOG", "info")
             .stdout(log.try_clone().expect("log"))

@@ -194,7 +194,8 @@ async fn deprecation_brownout_sunset_and_retirement_through_the_admin_api() {
         .post(
             "/apis/echo/versions/1.0.0/deprecate",
             &json!({
-                "sunset": fmt(now + time::Duration::days(60)),
+                // At least the API's minimum notice (90 days by default) ahead.
+                "sunset": fmt(now + time::Duration::days(120)),
                 "successor": "2.0.0",
                 "link": "https://dev.example/echo/v1",
                 "brownouts": [{
@@ -245,8 +246,12 @@ async fn deprecation_brownout_sunset_and_retirement_through_the_admin_api() {
         "brownout never ended"
     );
 
+    // Retiring before the sunset takes an admin's force and a reason.
     let (s, b) = admin
-        .post("/apis/echo/versions/1.0.0/retire", &json!({}))
+        .post(
+            "/apis/echo/versions/1.0.0/retire",
+            &json!({"force": true, "reason": "the data plane's 410 is under test"}),
+        )
         .await;
     assert!(s < 300, "retire: {s} {b}");
     assert!(

@@ -83,15 +83,18 @@ impl AdminClient {
         self.send(self.http.post(self.url(path)).json(body)).await
     }
 
+    /// POST raw bytes (a spec), with query parameters encoded by the client.
     pub async fn post_bytes(
         &self,
         path: &str,
         content_type: &str,
         body: Vec<u8>,
+        query: &[(&str, &str)],
     ) -> Result<Value, ClientError> {
         self.send(
             self.http
                 .post(self.url(path))
+                .query(query)
                 .header("content-type", content_type)
                 .body(body),
         )

@@ -2,6 +2,7 @@
 //! scripts).
 
 mod client;
+mod spec;
 
 use crate::serve;
 use anyhow::Context;
@@ -43,6 +44,9 @@ enum Output {
 enum Command {
     /// Run the gateway and the admin API.
     Serve(ServeArgs),
+    /// Offline checks of spec files (no admin API): lint and breaking-change diff.
+    #[command(subcommand)]
+    Spec(spec::SpecCommand),
     /// Reconcile the registry to a declarative catalog file.
     Apply {
         /// The catalog (YAML or JSON); spec paths are relative to it.
@@ -64,6 +68,9 @@ enum Command {
     /// Versions of an API and their lifecycle.
     #[command(subcommand)]
     Versions(VersionsCommand),
+    /// Which system is authoritative for which business entity.
+    #[command(subcommand, name = "systems-of-record")]
+    SystemsOfRecord(SystemsOfRecordCommand),
     /// Consumers.
     #[command(subcommand)]
     Consumers(ConsumersCommand),
@@ -136,10 +143,17 @@ enum VersionsCommand {
     List {
         slug: String,
     },
-    /// Register a version from a spec file (it starts as a draft).
+    /// Register a version from a spec file (it starts as a draft) through the publish
+    /// gate: validity, lint, compatibility with its major.
     Push {
         slug: String,
         file: PathBuf,
+        /// Register it even though it breaks its major (admins only; needs --reason).
+        #[arg(long)]
+        force: bool,
+        /// Why; recorded in the change log.
+        #[arg(long)]
+        reason: Option<String>,
     },
     /// Print the stored spec, byte for byte.
     Spec {
@@ -164,12 +178,37 @@ enum VersionsCommand {
         link: Option<String>,
         #[arg(long)]
         reason: Option<String>,
+        /// Deprecate past the notice and successor rules (admins only; needs --reason).
+        #[arg(long)]
+        force: bool,
     },
     Retire {
         slug: String,
         version: String,
         #[arg(long)]
         reason: Option<String>,
+        /// Retire before the sunset (admins only; needs --reason).
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum SystemsOfRecordCommand {
+    /// Every declaration, or who is authoritative for one entity (`--entity customer-credit`).
+    List {
+        #[arg(long)]
+        entity: Option<String>,
+        /// Only this system (case-insensitive).
+        #[arg(long)]
+        system: Option<String>,
+    },
+    /// Replace an API's declarations (none clears them); refused when another API already
+    /// claims an entity.
+    Set {
+        slug: String,
+        /// `ENTITY=SYSTEM`, e.g. `inventory-balance=WMS` (repeatable).
+        claims: Vec<String>,
     },
 }
 
@@ -247,6 +286,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         serve::run(config)?;
         return Ok(ExitCode::SUCCESS);
     }
+    if let Command::Spec(cmd) = &cli.command {
+        return spec::run(cmd);
+    }
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -259,7 +301,11 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let finding = e
                 .downcast_ref::<ClientError>()
                 .and_then(ClientError::problem_type)
-                .is_some_and(|t| t.ends_with(":breaking-change") || t.ends_with(":invalid-spec"));
+                .is_some_and(|t| {
+                    t.ends_with(":breaking-change")
+                        || t.ends_with(":invalid-spec")
+                        || t.ends_with(":lint-failed")
+                });
             Ok(ExitCode::from(if finding { 1 } else { 2 }))
         }
     }
@@ -293,7 +339,7 @@ fn enc(segment: &str) -> String {
 async fn client_command(c: &AdminClient, cli: &Cli) -> anyhow::Result<ExitCode> {
     let out = cli.output;
     match &cli.command {
-        Command::Serve(_) => unreachable_serve(),
+        Command::Serve(_) | Command::Spec(_) => unreachable_local(),
         Command::Apply { file, dry_run } => {
             let bundle = catalog::load_bundle(file).map_err(|e| anyhow::anyhow!("{e}"))?;
             let path = if *dry_run {
@@ -392,6 +438,37 @@ async fn client_command(c: &AdminClient, cli: &Cli) -> anyhow::Result<ExitCode> 
             print_object(&v, out);
         }
         Command::Versions(cmd) => versions_command(c, cmd, out).await?,
+        Command::SystemsOfRecord(SystemsOfRecordCommand::List { entity, system }) => {
+            let mut q = String::from("/systems-of-record");
+            let mut sep = '?';
+            for (k, v) in [("entity", entity), ("system", system)] {
+                if let Some(v) = v {
+                    q.push_str(&format!(
+                        "{sep}{k}={}",
+                        enc(v).replace('&', "%26").replace('+', "%2B")
+                    ));
+                    sep = '&';
+                }
+            }
+            let v = c.get(&q).await?;
+            print_items(&v, out, &["entity", "system", "api"]);
+        }
+        Command::SystemsOfRecord(SystemsOfRecordCommand::Set { slug, claims }) => {
+            let mut body = Vec::with_capacity(claims.len());
+            for claim in claims {
+                let (entity, system) = claim.split_once('=').ok_or_else(|| {
+                    anyhow::anyhow!("`{claim}` is not ENTITY=SYSTEM (e.g. inventory-balance=WMS)")
+                })?;
+                body.push(json!({"entity": entity, "system": system}));
+            }
+            let v = c
+                .put(
+                    &format!("/apis/{}/systems-of-record", enc(slug)),
+                    &Value::Array(body),
+                )
+                .await?;
+            print_items(&v, out, &["entity", "system", "api"]);
+        }
         Command::Consumers(cmd) => consumers_command(c, cmd, out).await?,
         Command::Keys(cmd) => keys_command(c, cmd, out).await?,
         Command::Audit(AuditCommand::Changes {
@@ -450,8 +527,8 @@ async fn client_command(c: &AdminClient, cli: &Cli) -> anyhow::Result<ExitCode> 
     Ok(ExitCode::SUCCESS)
 }
 
-fn unreachable_serve() -> ! {
-    // `run` handles `serve` before any client command runs.
+fn unreachable_local() -> ! {
+    // `run` handles `serve` and `spec` before any client command runs.
     std::process::exit(2)
 }
 
@@ -476,7 +553,12 @@ async fn versions_command(
                 ],
             );
         }
-        VersionsCommand::Push { slug, file } => {
+        VersionsCommand::Push {
+            slug,
+            file,
+            force,
+            reason,
+        } => {
             let bytes =
                 std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
             let ct = if file.extension().is_some_and(|e| e == "json") {
@@ -484,8 +566,15 @@ async fn versions_command(
             } else {
                 "application/yaml"
             };
+            let mut query = Vec::new();
+            if *force {
+                query.push(("force", "true"));
+            }
+            if let Some(reason) = reason {
+                query.push(("reason", reason.as_str()));
+            }
             let v = c
-                .post_bytes(&format!("/apis/{}/versions", enc(slug)), ct, bytes)
+                .post_bytes(&format!("/apis/{}/versions", enc(slug)), ct, bytes, &query)
                 .await?;
             print_object(&v, out);
         }
@@ -520,6 +609,7 @@ async fn versions_command(
             successor,
             link,
             reason,
+            force,
         } => {
             let sunset = match sunset {
                 None => None,
@@ -534,7 +624,8 @@ async fn versions_command(
             let v = c
                 .post(
                     &format!("/apis/{}/versions/{}/deprecate", enc(slug), enc(version)),
-                    &json!({"sunset": sunset, "successor": successor, "link": link, "reason": reason}),
+                    &json!({"sunset": sunset, "successor": successor, "link": link,
+                            "reason": reason, "force": force}),
                 )
                 .await?;
             print_object(&v, out);
@@ -543,11 +634,12 @@ async fn versions_command(
             slug,
             version,
             reason,
+            force,
         } => {
             let v = c
                 .post(
                     &format!("/apis/{}/versions/{}/retire", enc(slug), enc(version)),
-                    &json!({"reason": reason}),
+                    &json!({"reason": reason, "force": force}),
                 )
                 .await?;
             print_object(&v, out);

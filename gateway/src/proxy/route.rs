@@ -199,6 +199,7 @@ mod tests {
                 team: "t".into(),
                 version_header: true,
                 default_major: None,
+                deprecation_notice_days: Api::DEFAULT_DEPRECATION_NOTICE_DAYS,
                 created_at: NOW,
                 updated_at: NOW,
             }],

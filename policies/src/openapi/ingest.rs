@@ -119,77 +119,175 @@ fn scalar_text(v: &Value) -> String {
 }
 
 /// Walks the tree and checks that every `$ref` is internal and resolves, and that no ref
-/// chain loops. Literal data (`example`, `examples`, `default`, `enum`, `const`) is skipped:
-/// a `$ref` key there is data, not a reference.
+/// chain loops.
+///
+/// Literal data is skipped: a `$ref` key inside an `example`, a `default`, an `enum`, a
+/// `const`, a JSON Schema `examples` array or an Example Object's `value` is data, not a
+/// reference. Those words are keywords only where keywords are: a property, a response or
+/// a component *named* `default` or `example` is a name, and the `$ref`s under it are
+/// checked. The walk therefore knows, for each object, whether its keys are keywords or
+/// names (see [`RefMode`]).
 fn check_refs(tree: &Value, pointer: &mut String) -> Result<(), SpecError> {
-    fn walk(root: &Value, node: &Value, pointer: &mut String) -> Result<(), SpecError> {
-        match node {
-            Value::Object(map) => {
-                if let Some(Value::String(r)) = map.get("$ref") {
-                    let at = format!("{pointer}/$ref");
-                    if !r.starts_with('#') {
-                        return Err(SpecError::ExternalRef {
-                            pointer: at,
-                            reference: r.clone(),
-                        });
-                    }
-                    let mut seen = BTreeSet::new();
-                    let mut current = r.clone();
-                    loop {
-                        if !seen.insert(current.clone()) {
-                            return Err(SpecError::RefCycle { pointer: at });
-                        }
-                        let target =
-                            resolve_in(root, &current).ok_or_else(|| SpecError::UnresolvedRef {
-                                pointer: at.clone(),
-                                reference: current.clone(),
-                            })?;
-                        match target.get("$ref").and_then(Value::as_str) {
-                            Some(next) if next.starts_with('#') => current = next.to_owned(),
-                            _ => break,
-                        }
-                    }
-                }
-                for (key, child) in map {
-                    if matches!(
-                        key.as_str(),
-                        "example" | "examples" | "default" | "enum" | "const"
-                    ) && !is_examples_map(key, child)
-                    {
-                        continue;
-                    }
-                    let len = pointer.len();
-                    pointer.push('/');
-                    pointer.push_str(&escape_pointer(key));
-                    walk(root, child, pointer)?;
-                    pointer.truncate(len);
-                }
-                Ok(())
-            }
-            Value::Array(items) => {
-                for (i, child) in items.iter().enumerate() {
-                    let len = pointer.len();
-                    pointer.push('/');
-                    pointer.push_str(&i.to_string());
-                    walk(root, child, pointer)?;
-                    pointer.truncate(len);
-                }
-                Ok(())
-            }
-            _ => Ok(()),
-        }
-    }
-    walk(tree, tree, pointer)
+    walk_refs(tree, tree, RefMode::Keywords, pointer)
 }
 
-/// `examples` of an OpenAPI media type or parameter is a map of Example Objects, which may
-/// be `$ref`s; walk into it but not into each example's `value` (see [`check_refs`]).
-fn is_examples_map(key: &str, child: &Value) -> bool {
-    key == "examples"
-        && child.as_object().is_some_and(|m| {
-            m.values()
-                .all(|e| e.get("value").is_some() || e.get("$ref").is_some())
-        })
+/// What the keys of the object being walked are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RefMode {
+    /// Keywords of an OpenAPI or JSON Schema object (`type`, `$ref`, `example`, …).
+    Keywords,
+    /// Names chosen by the author: property names, status codes, media types, paths,
+    /// component names. None of them is literal data, whatever it is called.
+    Names,
+    /// The root's `components`: each key is a component kind whose value is a name map.
+    Components,
+    /// An OpenAPI Example Object: its `value` is data.
+    Example,
+}
+
+/// Keys whose object value maps names to values, wherever they appear as keywords.
+const NAME_MAPS: &[&str] = &[
+    "properties",
+    "patternProperties",
+    "$defs",
+    "definitions",
+    "dependentSchemas",
+    "responses",
+    "paths",
+    "webhooks",
+    "headers",
+    "content",
+    "callbacks",
+    "links",
+    "encoding",
+    "mapping",
+];
+
+fn walk_refs(
+    root: &Value,
+    node: &Value,
+    mode: RefMode,
+    pointer: &mut String,
+) -> Result<(), SpecError> {
+    match node {
+        Value::Object(map) => {
+            // In a name map, a key `$ref` is a name (a property called `$ref`).
+            if let Some(Value::String(r)) = map
+                .get("$ref")
+                .filter(|_| !matches!(mode, RefMode::Names | RefMode::Components))
+            {
+                check_ref(root, r, pointer)?;
+            }
+            for (key, child) in map {
+                let child_mode = match mode {
+                    RefMode::Names => RefMode::Keywords,
+                    RefMode::Components if key == "examples" => {
+                        // A map of named Example Objects (or references to them).
+                        with_segment(pointer, key, |pointer| {
+                            walk_named(root, child, RefMode::Example, pointer)
+                        })?;
+                        continue;
+                    }
+                    RefMode::Components => RefMode::Names,
+                    RefMode::Example if key == "value" => continue,
+                    RefMode::Example | RefMode::Keywords => {
+                        match (key.as_str(), child) {
+                            ("example" | "default" | "enum" | "const", _) => continue,
+                            // OpenAPI `examples` (media types, parameters, headers) maps
+                            // names to Example Objects; JSON Schema `examples` is data.
+                            ("examples", Value::Object(_)) => {
+                                with_segment(pointer, key, |pointer| {
+                                    walk_named(root, child, RefMode::Example, pointer)
+                                })?;
+                                continue;
+                            }
+                            ("examples", _) => continue,
+                            ("components", Value::Object(_)) if pointer.is_empty() => {
+                                RefMode::Components
+                            }
+                            (k, Value::Object(_)) if NAME_MAPS.contains(&k) => RefMode::Names,
+                            _ => RefMode::Keywords,
+                        }
+                    }
+                };
+                with_segment(pointer, key, |pointer| {
+                    walk_refs(root, child, child_mode, pointer)
+                })?;
+            }
+            Ok(())
+        }
+        Value::Array(items) => {
+            // Arrays hold values, never names: `allOf` members, parameters, tags, …
+            let inner = match mode {
+                RefMode::Names | RefMode::Components => RefMode::Keywords,
+                other => other,
+            };
+            for (i, child) in items.iter().enumerate() {
+                with_segment(pointer, &i.to_string(), |pointer| {
+                    walk_refs(root, child, inner, pointer)
+                })?;
+            }
+            Ok(())
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Walks each value of a name map in `mode`.
+fn walk_named(
+    root: &Value,
+    map: &Value,
+    mode: RefMode,
+    pointer: &mut String,
+) -> Result<(), SpecError> {
+    if let Value::Object(entries) = map {
+        for (name, value) in entries {
+            with_segment(pointer, name, |pointer| {
+                walk_refs(root, value, mode, pointer)
+            })?;
+        }
+    }
+    Ok(())
+}
+
+/// Runs `f` with `/segment` appended to the pointer, then restores it.
+fn with_segment(
+    pointer: &mut String,
+    segment: &str,
+    f: impl FnOnce(&mut String) -> Result<(), SpecError>,
+) -> Result<(), SpecError> {
+    let len = pointer.len();
+    pointer.push('/');
+    pointer.push_str(&escape_pointer(segment));
+    let result = f(pointer);
+    pointer.truncate(len);
+    result
+}
+
+/// Checks one `$ref` found at `pointer`: internal, resolving, and not part of a loop.
+fn check_ref(root: &Value, reference: &str, pointer: &str) -> Result<(), SpecError> {
+    let at = format!("{pointer}/$ref");
+    if !reference.starts_with('#') {
+        return Err(SpecError::ExternalRef {
+            pointer: at,
+            reference: reference.to_owned(),
+        });
+    }
+    let mut seen = BTreeSet::new();
+    let mut current = reference.to_owned();
+    loop {
+        if !seen.insert(current.clone()) {
+            return Err(SpecError::RefCycle { pointer: at });
+        }
+        let target = resolve_in(root, &current).ok_or_else(|| SpecError::UnresolvedRef {
+            pointer: at.clone(),
+            reference: current.clone(),
+        })?;
+        match target.get("$ref").and_then(Value::as_str) {
+            Some(next) if next.starts_with('#') => current = next.to_owned(),
+            _ => return Ok(()),
+        }
+    }
 }
 
 struct Ctx<'a> {
@@ -926,6 +1024,81 @@ components:
     fn refs_inside_examples_are_data() {
         let doc = "openapi: 3.1.0\ninfo: {title: x, version: 1.0.0}\ncomponents:\n  schemas:\n    A: {type: object, example: {$ref: 'http://elsewhere'}}\n";
         assert!(parse_str(doc).is_ok());
+    }
+
+    /// A spec with one operation whose `responses` are `body`.
+    fn dangling(body: &str) -> String {
+        format!(
+            "openapi: 3.1.0\ninfo: {{title: x, version: 1.0.0}}\npaths:\n  /a:\n    get:\n      responses:\n{body}"
+        )
+    }
+
+    #[test]
+    fn refs_under_a_response_named_default_are_checked() {
+        let doc = dangling(
+            "        default:\n          description: error\n          content:\n            application/json:\n              schema: {$ref: '#/components/schemas/Missing'}\n",
+        );
+        assert!(matches!(
+            parse_str(&doc),
+            Err(SpecError::UnresolvedRef { pointer, .. })
+                if pointer == "/paths/~1a/get/responses/default/content/application~1json/schema/$ref"
+        ));
+    }
+
+    #[test]
+    fn refs_under_properties_named_like_keywords_are_checked() {
+        for name in ["example", "default", "enum", "const", "examples"] {
+            let doc = dangling(&format!(
+                "        '200':\n          description: ok\n          content:\n            application/json:\n              schema:\n                type: object\n                properties:\n                  {name}: {{$ref: '#/components/schemas/Missing'}}\n"
+            ));
+            assert!(
+                matches!(
+                    parse_str(&doc),
+                    Err(SpecError::UnresolvedRef { ref pointer, .. })
+                        if pointer.ends_with(&format!("/properties/{name}/$ref"))
+                ),
+                "property `{name}`: {:?}",
+                parse_str(&doc).map(|_| ())
+            );
+        }
+    }
+
+    #[test]
+    fn refs_in_components_named_like_keywords_are_checked() {
+        let doc = "openapi: 3.1.0\ninfo: {title: x, version: 1.0.0}\ncomponents:\n  schemas:\n    default: {$ref: '#/components/schemas/Missing'}\n";
+        assert!(matches!(
+            parse_str(doc),
+            Err(SpecError::UnresolvedRef { pointer, .. })
+                if pointer == "/components/schemas/default/$ref"
+        ));
+        let doc = "openapi: 3.1.0\ninfo: {title: x, version: 1.0.0}\ncomponents:\n  responses:\n    example:\n      description: x\n      content:\n        application/json:\n          schema: {$ref: 'other.yaml#/X'}\n";
+        assert!(matches!(
+            parse_str(doc),
+            Err(SpecError::ExternalRef { pointer, .. })
+                if pointer == "/components/responses/example/content/application~1json/schema/$ref"
+        ));
+    }
+
+    #[test]
+    fn literal_values_stay_data_wherever_they_are() {
+        // `$ref`-shaped data in a schema default, an enum, a const, a JSON Schema
+        // `examples` array, a media-type example, an Example Object's value (inline and
+        // in components) and a parameter example: none of it is a reference.
+        let data = "{$ref: 'http://elsewhere/x'}";
+        let doc = format!(
+            "openapi: 3.1.0\ninfo: {{title: x, version: 1.0.0}}\npaths:\n  /a:\n    get:\n      parameters:\n        - {{name: q, in: query, schema: {{type: object}}, example: {data}}}\n      responses:\n        '200':\n          description: ok\n          content:\n            application/json:\n              schema:\n                type: object\n                default: {data}\n                enum: [{data}]\n                const: {data}\n                examples: [{data}]\n                properties:\n                  default: {{type: object, default: {data}}}\n              example: {data}\n              examples:\n                one: {{value: {data}}}\n                two: {{$ref: '#/components/examples/Two'}}\ncomponents:\n  examples:\n    Two: {{value: {data}}}\n"
+        );
+        parse_str(&doc).unwrap();
+        // An example that is itself a reference is still checked.
+        let broken = doc.replace(
+            "'#/components/examples/Two'",
+            "'#/components/examples/Nope'",
+        );
+        assert!(matches!(
+            parse_str(&broken),
+            Err(SpecError::UnresolvedRef { pointer, .. })
+                if pointer.ends_with("/examples/two/$ref")
+        ));
     }
 
     proptest::proptest! {

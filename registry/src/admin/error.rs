@@ -3,11 +3,12 @@
 //! Database details never reach the client: a store failure is logged here and answered
 //! with a generic 503.
 
-use crate::error::RegistryError;
+use crate::error::{Forced, RegistryError};
 use crate::store::StoreError;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use gatehouse_policies::document::LoadError;
+use gatehouse_policies::lint::LintSeverity;
 use gatehouse_policies::openapi::SpecError;
 use gatehouse_policies::problem::{CONTENT_TYPE, FieldError, Problem, ProblemKind};
 
@@ -22,7 +23,98 @@ pub fn problem_for(err: &RegistryError) -> Problem {
         RegistryError::NotFound { .. } => Problem::new(ProblemKind::NotFound, err.to_string()),
         RegistryError::Duplicate { .. }
         | RegistryError::Transition { .. }
-        | RegistryError::Conflict { .. } => Problem::new(ProblemKind::Conflict, err.to_string()),
+        | RegistryError::Conflict { .. }
+        | RegistryError::RetireBeforeSunset { .. }
+        | RegistryError::RetireBeforeNotice { .. } => {
+            Problem::new(ProblemKind::Conflict, err.to_string())
+        }
+        RegistryError::SystemOfRecordClaimed {
+            entity,
+            system,
+            api,
+        } => Problem::new(ProblemKind::Conflict, err.to_string()).with_extension(
+            "claimed_by",
+            serde_json::json!({"entity": entity, "system": system, "api": api}),
+        ),
+        RegistryError::LintFailed { report, .. } => {
+            Problem::new(ProblemKind::LintFailed, err.to_string())
+                .with_errors(
+                    report
+                        .findings
+                        .iter()
+                        .filter(|f| f.severity == LintSeverity::Error)
+                        .map(|f| FieldError {
+                            location: "body".into(),
+                            pointer: f.pointer.clone(),
+                            message: format!("{}: {}", f.rule, f.message),
+                        })
+                        .collect(),
+                )
+                .with_extension("lint", report.to_json())
+        }
+        RegistryError::BreakingChange {
+            against, report, ..
+        } => Problem::new(ProblemKind::BreakingChange, err.to_string())
+            .with_errors(
+                report
+                    .breaking()
+                    .map(|f| FieldError {
+                        location: "body".into(),
+                        // A removal has no place in the new document: it is about the
+                        // document as a whole, and the old pointer is in the extension.
+                        pointer: f.new_pointer.clone().unwrap_or_default(),
+                        message: match &f.operation {
+                            Some(op) => format!("{}: {op}: {}", f.id, f.message),
+                            None => format!("{}: {}", f.id, f.message),
+                        },
+                    })
+                    .collect(),
+            )
+            .with_extension(
+                "compatibility",
+                serde_json::json!({
+                    "against": against,
+                    "summary": report.summary,
+                    "findings": report.findings,
+                }),
+            ),
+        RegistryError::ReasonRequired { what } => {
+            Problem::new(ProblemKind::Unprocessable, err.to_string()).with_errors(vec![
+                FieldError {
+                    // `POST …/versions` takes it in the query (or a header); lifecycle
+                    // routes in their JSON body.
+                    location: match what {
+                        Forced::BreakingChange => "query",
+                        Forced::Deprecation | Forced::Retirement => "body",
+                    }
+                    .into(),
+                    pointer: match what {
+                        Forced::BreakingChange => "reason",
+                        Forced::Deprecation | Forced::Retirement => "/reason",
+                    }
+                    .into(),
+                    message: "required when forcing".into(),
+                },
+            ])
+        }
+        RegistryError::SunsetTooSoon { earliest, .. } => {
+            Problem::new(ProblemKind::Unprocessable, err.to_string())
+                .with_errors(vec![FieldError {
+                    location: "body".into(),
+                    pointer: "/sunset".into(),
+                    message: format!("must be {earliest} or later"),
+                }])
+                .with_extension("earliest_sunset", earliest.to_string())
+        }
+        RegistryError::SuccessorRequired { newer, .. } => {
+            Problem::new(ProblemKind::Unprocessable, err.to_string()).with_errors(vec![
+                FieldError {
+                    location: "body".into(),
+                    pointer: "/successor".into(),
+                    message: format!("required: `{newer}` is published in a newer major"),
+                },
+            ])
+        }
         RegistryError::Invalid { field, message } => {
             Problem::new(ProblemKind::Unprocessable, err.to_string()).with_errors(vec![
                 FieldError {

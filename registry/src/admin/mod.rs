@@ -12,8 +12,8 @@ use crate::catalog::{self, Bundle};
 use crate::error::{RegistryError, Result};
 use crate::model::*;
 use crate::service::{
-    Deprecation, EntitySystem, KeyView, NewApi, Registry, SubscriptionInput, UpstreamInput,
-    VersionView,
+    Deprecation, EntitySystem, KeyView, NewApi, Override, Registry, SubscriptionInput,
+    UpstreamInput, VersionView,
 };
 use crate::store::{ChangeFilter, PageRequest};
 use axum::body::{Body, Bytes};
@@ -78,6 +78,7 @@ pub fn router(state: AdminState) -> Router {
         .route("/apis/{slug}/versions/{version}/publish", post(publish))
         .route("/apis/{slug}/versions/{version}/deprecate", post(deprecate))
         .route("/apis/{slug}/versions/{version}/retire", post(retire))
+        .route("/apis/{slug}/diff", get(diff_versions))
         .route(
             "/apis/{slug}/majors/{major}/upstream",
             put(put_upstream).get(get_upstream),
@@ -277,6 +278,19 @@ struct Reason {
     reason: Option<String>,
 }
 
+/// The optional `{reason, force}` body of `…/retire`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ForcibleReason {
+    #[serde(default)]
+    reason: Option<String>,
+    #[serde(default)]
+    force: bool,
+}
+
+/// The header that may carry the reason of a registration (instead of `?reason=`).
+pub const REASON_HEADER: &str = "x-gatehouse-reason";
+
 // -- node ------------------------------------------------------------------------------
 
 async fn healthz() -> Json<Value> {
@@ -403,10 +417,21 @@ async fn get_api(
 
 // -- versions --------------------------------------------------------------------------
 
+/// `?force&reason` of `POST /apis/{slug}/versions`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RegisterQuery {
+    #[serde(default)]
+    force: bool,
+    #[serde(default)]
+    reason: Option<String>,
+}
+
 async fn register_version(
     State(s): State<AdminState>,
     Authed(a): Authed,
     Path(slug): Path<String>,
+    Query(q): Query<RegisterQuery>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response> {
@@ -415,9 +440,24 @@ async fn register_version(
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok());
+    let header_reason = match headers.get(REASON_HEADER) {
+        None => None,
+        Some(v) => Some(
+            v.to_str()
+                .map_err(|_| RegistryError::BadQuery {
+                    parameter: REASON_HEADER.into(),
+                    message: "must be visible ASCII text".into(),
+                })?
+                .to_owned(),
+        ),
+    };
+    let gate = Override {
+        force: q.force,
+        reason: q.reason.or(header_reason),
+    };
     let registered = s
         .registry
-        .register_version(&a, &slug, &bytes, content_type)
+        .register_version(&a, &slug, &bytes, content_type, &gate)
         .await?;
     let v = &registered.version;
     let mut response = created(json!({
@@ -426,7 +466,7 @@ async fn register_version(
         "major": v.major,
         "state": v.state,
         "sha256": v.sha256,
-        "findings": [],
+        "findings": registered.findings,
     }));
     if let Ok(loc) = HeaderValue::from_str(&format!("/apis/{}/versions/{}", v.api, v.version)) {
         response.headers_mut().insert(header::LOCATION, loc);
@@ -508,10 +548,58 @@ async fn retire(
     Path((slug, version)): Path<(String, String)>,
     body: Body,
 ) -> Result<Json<VersionView>> {
-    let r: Reason = json_body(body).await?;
+    let r: ForcibleReason = json_body(body).await?;
+    let gate = Override {
+        force: r.force,
+        reason: r.reason,
+    };
     Ok(Json(VersionView::from(
-        &s.registry.retire(&a, &slug, &version, r.reason).await?,
+        &s.registry.retire(&a, &slug, &version, gate).await?,
     )))
+}
+
+/// `?from&to` of `GET /apis/{slug}/diff`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DiffQuery {
+    from: String,
+    to: String,
+}
+
+/// The diff report between two versions: JSON, or Markdown for `Accept: text/markdown`
+/// (a pull-request comment), or plain text for `Accept: text/plain`.
+async fn diff_versions(
+    State(s): State<AdminState>,
+    Authed(a): Authed,
+    Path(slug): Path<String>,
+    Query(q): Query<DiffQuery>,
+    headers: HeaderMap,
+) -> Result<Response> {
+    let d = s.registry.diff_versions(&a, &slug, &q.from, &q.to).await?;
+    let accept = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let wants = |media: &str| {
+        accept
+            .split(',')
+            .any(|m| m.split(';').next().unwrap_or("").trim() == media)
+    };
+    Ok(if wants("text/markdown") {
+        (
+            [(header::CONTENT_TYPE, "text/markdown; charset=utf-8")],
+            d.report.to_markdown(),
+        )
+            .into_response()
+    } else if wants("text/plain") && !wants("application/json") {
+        (
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            d.report.to_text(),
+        )
+            .into_response()
+    } else {
+        Json(d).into_response()
+    })
 }
 
 // -- upstreams and systems of record ---------------------------------------------------

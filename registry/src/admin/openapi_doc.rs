@@ -27,6 +27,10 @@ mod tests {
         let doc = openapi::parse(super::SOURCE.as_bytes(), &Limits::default()).unwrap();
         assert_eq!(doc.dialect, openapi::Dialect::V31);
         assert!(doc.operations().count() >= 30);
+        assert!(
+            doc.paths.iter().any(|p| p.template == "/apis/{slug}/diff"),
+            "the diff route is documented"
+        );
         for op in doc.operations() {
             assert!(
                 op.operation_id.is_some(),

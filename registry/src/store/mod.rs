@@ -104,7 +104,8 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
 
     // -- APIs ----------------------------------------------------------------------------
     async fn create_api(&self, api: &Api, meta: &ChangeMeta) -> Result<(), StoreError>;
-    /// Replaces title, description, team, version_header, default_major and updated_at.
+    /// Replaces title, description, team, version_header, default_major,
+    /// deprecation_notice_days and updated_at.
     async fn update_api(&self, api: &Api, meta: &ChangeMeta) -> Result<(), StoreError>;
     async fn get_api(&self, slug: &str) -> Result<Option<Api>, StoreError>;
     async fn list_apis(&self, page: &PageRequest) -> Result<Vec<Api>, StoreError>;

@@ -75,7 +75,8 @@ macro_rules! cols {
         "name, contact, created_at"
     };
     (apis) => {
-        "slug, title, description, team, version_header, default_major, created_at, updated_at"
+        "slug, title, description, team, version_header, default_major, created_at, updated_at, \
+         deprecation_notice_days"
     };
     (versions) => {
         "api, version, major, state, spec_raw, spec_json, sha256, content_type, deprecated_at, \
@@ -137,6 +138,7 @@ pub(super) struct ApiRow {
     default_major: Option<i64>,
     created_at: i64,
     updated_at: i64,
+    deprecation_notice_days: i64,
 }
 
 impl TryFrom<ApiRow> for Api {
@@ -153,6 +155,12 @@ impl TryFrom<ApiRow> for Api {
                 .default_major
                 .map(|m| to_u64("api default_major", m))
                 .transpose()?,
+            deprecation_notice_days: u32::try_from(row.deprecation_notice_days).map_err(|_| {
+                StoreError::Corrupt {
+                    what: "api deprecation_notice_days",
+                    detail: row.deprecation_notice_days.to_string(),
+                }
+            })?,
             created_at: from_unix_ms(row.created_at),
             updated_at: from_unix_ms(row.updated_at),
         })

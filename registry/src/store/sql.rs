@@ -335,7 +335,7 @@ macro_rules! impl_store {
                 sqlx::query(concat!(
                     "INSERT INTO apis (",
                     $crate::store::rows::cols!(apis),
-                    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+                    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
                 ))
                 .bind(&api.slug)
                 .bind(&api.title)
@@ -345,6 +345,7 @@ macro_rules! impl_store {
                 .bind(default_major)
                 .bind(unix_ms(api.created_at))
                 .bind(unix_ms(api.updated_at))
+                .bind(i64::from(api.deprecation_notice_days))
                 .execute(&mut *tx)
                 .await
                 .map_err(|e| $crate::store::sql::duplicate(e, "api", &api.slug))?;
@@ -359,7 +360,8 @@ macro_rules! impl_store {
                 Self::require(&mut tx, $crate::store::sql::Parent::Team, &api.team).await?;
                 sqlx::query(
                     "UPDATE apis SET title = $2, description = $3, team = $4, \
-                     version_header = $5, default_major = $6, updated_at = $7 WHERE slug = $1",
+                     version_header = $5, default_major = $6, updated_at = $7, \
+                     deprecation_notice_days = $8 WHERE slug = $1",
                 )
                 .bind(&api.slug)
                 .bind(&api.title)
@@ -368,6 +370,7 @@ macro_rules! impl_store {
                 .bind(api.version_header)
                 .bind(default_major)
                 .bind(unix_ms(api.updated_at))
+                .bind(i64::from(api.deprecation_notice_days))
                 .execute(&mut *tx)
                 .await?;
                 self.commit_write(tx, meta).await
