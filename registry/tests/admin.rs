@@ -614,6 +614,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("PUT", "/apis/{slug}/majors/{major}/upstream"),
     ("GET", "/apis/{slug}/majors/{major}/upstream"),
     ("GET", "/apis/{slug}/upstreams"),
+    ("GET", "/apis/{slug}/diff"),
     ("PUT", "/apis/{slug}/systems-of-record"),
     ("GET", "/apis/{slug}/systems-of-record"),
     ("GET", "/systems-of-record"),
@@ -774,8 +775,15 @@ fn write_routes() -> Vec<WriteRoute> {
         },
         WriteRoute {
             route: ("POST", "/apis/{slug}/versions/{version}/retire"),
-            allowed: &[Admin, Owner],
-            make: |_, who| lifecycle(who, "retire", json!({})),
+            // Retiring before the sunset needs an admin's force with a reason (issue 7).
+            allowed: &[Admin],
+            make: |_, who| {
+                lifecycle(
+                    who,
+                    "retire",
+                    json!({"force": true, "reason": "retired early in a test"}),
+                )
+            },
         },
         WriteRoute {
             route: ("PUT", "/apis/{slug}/majors/{major}/upstream"),
@@ -1115,6 +1123,7 @@ admin_test!(every_role_may_read_every_read_route, |t: App| async move {
             }
             let path = match *template {
                 "/apis/{slug}/majors/{major}/upstream" => continue,
+                "/apis/{slug}/diff" => concrete("/apis/{slug}/diff?from=1.0.0&to=1.1.0"),
                 other => concrete(other),
             };
             let reply = t.get(&path).token(&token).send().await;
@@ -1461,7 +1470,12 @@ admin_test!(
         assert_eq!(ms(&later["deprecated_at"]), ms(&v["deprecated_at"]));
         assert_ne!(later["sunset_at"], v["sunset_at"]);
 
-        let v = t.post(&format!("{base}/retire")).send().await.ok(200);
+        let v = t
+            .post(&format!("{base}/retire"))
+            .json(json!({"force": true, "reason": "retired before the sunset in a test"}))
+            .send()
+            .await
+            .ok(200);
         assert_eq!(v["state"], "retired");
         t.post(&format!("{base}/publish")).send().await.problem(409);
         t.post(&format!("{base}/retire")).send().await.problem(409);

@@ -278,9 +278,17 @@ async fn versions_are_pushed_published_deprecated_and_retired_from_the_cli() {
             .starts_with(&sunset),
         "{deprecated}"
     );
-    let retired = run(gh
-        .cli()
-        .args(["--output", "json", "versions", "retire", "orders", "1.3.0"]))
+    let retired = run(gh.cli().args([
+        "--output",
+        "json",
+        "versions",
+        "retire",
+        "orders",
+        "1.3.0",
+        "--force",
+        "--reason",
+        "retired before the sunset in a test",
+    ]))
     .json();
     assert_eq!(retired["state"], "retired");
 
