@@ -2,15 +2,17 @@
 //! HTTP, as a user would.
 //!
 //! - [`Gatehouse`]: `gatehouse serve` on free ports with a temporary `--data-dir` and a
-//!   bootstrap token; waits for `/healthz` (polling, with a deadline) and kills the process
-//!   when dropped. Built with [`Gatehouse::builder`] (`.arg()`, `.env()`, `.data_dir()`).
+//!   bootstrap token; waits (polling, with a deadline) until what its role runs is up: the
+//!   admin API healthy and ready, the gateway accepting connections; kills the process when
+//!   dropped. Built with [`Gatehouse::builder`] (`.arg()`, `.env()`, `.role()`,
+//!   `.data_dir()`).
 //! - [`AdminClient`]: a small client of the admin API that returns every reply, refusals
 //!   included, for the test to judge.
 //! - [`Gatehouse::cli`] / [`cli`]: the binary's client commands, wired to a server.
 //! - [`PgSchema`]: a fresh PostgreSQL schema for `--database-url`, dropped afterwards.
 //!
-//! The harness builds nothing: it runs `target/debug/gatehouse` (or `GATEHOUSE_BIN`), which
-//! `.ci/run` and `make test` build before the tests.
+//! The binary is [`crate::gatehouse_bin`]'s: `GATEHOUSE_BIN`, or the workspace's debug
+//! build (which `make test` and `.ci/run` build first).
 
 use crate::{gatehouse_bin, workspace_root};
 use serde_json::Value;
@@ -21,8 +23,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use tempfile::TempDir;
 
-/// How long `gatehouse serve` may take to answer `/healthz` (migrations and seeding
-/// included, on a debug build of a busy machine).
+/// How long `gatehouse serve` may take to become ready (migrations, seeding and the first
+/// snapshot included, on a debug build of a busy machine).
 const START_DEADLINE: Duration = Duration::from_secs(60);
 const POLL: Duration = Duration::from_millis(25);
 
@@ -94,6 +96,7 @@ pub struct GatehouseBuilder {
     envs: Vec<(OsString, OsString)>,
     data_dir: Option<PathBuf>,
     token: String,
+    role: String,
 }
 
 /// A running `gatehouse serve`, killed when dropped.
@@ -121,6 +124,7 @@ impl Gatehouse {
             envs: Vec::new(),
             data_dir: None,
             token: format!("gh-test-bootstrap-{}", std::process::id()),
+            role: "all".to_owned(),
         }
     }
 
@@ -193,6 +197,13 @@ impl GatehouseBuilder {
         self
     }
 
+    /// `--role all|gateway|admin`; the start waits for what the role runs.
+    #[must_use]
+    pub fn role(mut self, role: &str) -> Self {
+        self.role = role.to_owned();
+        self
+    }
+
     /// The `GATEHOUSE_BOOTSTRAP_TOKEN` to start with.
     #[must_use]
     pub fn bootstrap_token(mut self, token: &str) -> Self {
@@ -200,8 +211,9 @@ impl GatehouseBuilder {
         self
     }
 
-    /// Starts the server and waits until `/healthz` answers. A port taken between choosing
-    /// it and binding it is retried with new ports.
+    /// Starts the server and waits, with a deadline, until what its role runs is up: the
+    /// admin API answers `/healthz` and `/readyz`, the gateway accepts connections. A port
+    /// taken between choosing it and binding it is retried with new ports.
     pub async fn start(self) -> Gatehouse {
         let mut attempt = 0;
         loop {
@@ -210,7 +222,7 @@ impl GatehouseBuilder {
                 Ok(gatehouse) => return gatehouse,
                 Err(log) if attempt < 3 && port_taken(&log) => {}
                 Err(log) => panic!(
-                    "gatehouse serve did not become healthy within {START_DEADLINE:?}\n\
+                    "gatehouse serve did not become ready within {START_DEADLINE:?}\n\
                      --- its log\n{log}"
                 ),
             }
@@ -239,6 +251,8 @@ impl GatehouseBuilder {
             .arg(admin.to_string())
             .arg("--proxy-listen")
             .arg(proxy.to_string())
+            .arg("--role")
+            .arg(&self.role)
             .args(&self.args)
             .env("GATEHOUSE_BOOTSTRAP_TOKEN", &self.token)
             .env("GATEHOUSE_LOG", "info")
@@ -259,20 +273,25 @@ impl GatehouseBuilder {
             log,
             _dirs: (owned, log_dir),
         };
-        let health = format!("{}/healthz", gatehouse.admin_url());
         let http = reqwest::Client::new();
+        let base = gatehouse.admin_url();
+        let answers = |path: &str| {
+            let request = http
+                .get(format!("{base}{path}"))
+                .timeout(Duration::from_secs(2))
+                .send();
+            async move { request.await.is_ok_and(|r| r.status().is_success()) }
+        };
+        let (mut admin_up, mut proxy_up) = (self.role == "gateway", self.role == "admin");
         let deadline = Instant::now() + START_DEADLINE;
         loop {
             if let Ok(Some(status)) = gatehouse.child.try_wait() {
                 return Err(format!("(exited with {status})\n{}", gatehouse.log()));
             }
-            let healthy = http
-                .get(&health)
-                .timeout(Duration::from_secs(2))
-                .send()
-                .await
-                .is_ok_and(|r| r.status().is_success());
-            if healthy {
+            // Healthy, then ready (the first snapshot is loaded).
+            admin_up = admin_up || (answers("/healthz").await && answers("/readyz").await);
+            proxy_up = proxy_up || tokio::net::TcpStream::connect(proxy).await.is_ok();
+            if admin_up && proxy_up {
                 return Ok(gatehouse);
             }
             if Instant::now() > deadline {
@@ -461,10 +480,11 @@ impl Drop for PgSchema {
             format!("DROP SCHEMA IF EXISTS {} CASCADE", self.schema),
         );
         let done = std::thread::spawn(move || {
-            tokio::runtime::Builder::new_current_thread()
+            let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
-                .map(|rt| rt.block_on(execute(&url, &sql)))
+                .expect("a runtime to drop the test schema");
+            rt.block_on(execute(&url, &sql));
         })
         .join();
         if done.is_err() && !std::thread::panicking() {

@@ -149,6 +149,34 @@ async fn no_seed_starts_with_an_empty_registry() {
     assert_eq!(log_len(&gh).await, 1, "only the bootstrap token");
 }
 
+/// Whether something accepts connections at an `http://host:port` URL.
+async fn listening(url: &str) -> bool {
+    let addr = url.trim_start_matches("http://");
+    tokio::net::TcpStream::connect(addr).await.is_ok()
+}
+
+#[tokio::test]
+async fn role_admin_runs_only_the_admin_api_and_role_gateway_only_the_gateway() {
+    let admin = Gatehouse::builder().role("admin").start().await;
+    assert_eq!(
+        slugs(&admin.admin().get("/apis").await.expect(200)),
+        BUNDLED_APIS
+    );
+    let ready = admin.admin().get("/readyz").await.expect(200);
+    assert_eq!(ready["detail"]["role"], "admin");
+    assert!(
+        !listening(&admin.proxy_url()).await,
+        "an admin node runs no gateway"
+    );
+
+    let gateway = Gatehouse::builder().role("gateway").start().await;
+    assert!(listening(&gateway.proxy_url()).await);
+    assert!(
+        !listening(&gateway.admin_url()).await,
+        "a gateway node runs no admin API"
+    );
+}
+
 // -- the CLI against a running server ------------------------------------------------------
 
 #[tokio::test]
