@@ -11,6 +11,7 @@
 #   FEATURES=mimalloc bench/run.sh    # build Gatehouse with a cargo feature
 #   GATEHOUSE_BIN=/path/gatehouse bench/run.sh   # measure a prebuilt binary instead
 #   NICE=-10 bench/run.sh             # run every piece at a higher priority (busy machine)
+#   SETUPS="nginx gatehouse" bench/run.sh          # a quicker comparison (no summary ratios)
 #
 # Beside requests/s and latency, it reports each proxy's CPU time per request (from
 # /proc/PID/stat, all threads): the figure least disturbed by other load on a shared machine.
@@ -187,7 +188,7 @@ declare -A POST_URL=(
 declare -A PROC=(
   [direct]="" [nginx]="$NGINX_PID $NGINX_WORKERS" [haproxy]="$HAPROXY_PID" [gatehouse]="$GH_PID"
 )
-SETUPS=(direct nginx haproxy gatehouse)
+read -r -a SETUPS <<<"${SETUPS:-direct nginx haproxy gatehouse}"
 measure() { # setup kind round [wrk args...]
   local s=$1 kind=$2 round=$3; shift 3
   local before after
@@ -242,6 +243,8 @@ rows = {}
 for kind in ("get", "post"):
     for setup in ("direct", "nginx", "haproxy", "gatehouse"):
         runs = [parse(p) for p in sorted(glob.glob(f"{out}/raw/{setup}-{kind}-*.txt"))]
+        if not runs:
+            continue
         rows[(setup, kind)] = (
             statistics.median(r[0] for r in runs),
             statistics.median(r[1] for r in runs),
@@ -261,6 +264,8 @@ lines = [
 ]
 for kind, label in (("get", "GET small JSON"), ("post", "POST 1 KB JSON")):
     for setup in ("direct", "nginx", "haproxy", "gatehouse"):
+        if (setup, kind) not in rows:
+            continue
         rps, p50, p99, errs, sock, cpu = rows[(setup, kind)]
         cpu_text = "" if setup == "direct" else f"{cpu:.1f}"
         lines.append(f"| {label} | {setup} | {rps:,.0f} | {p50:.3f} | {p99:.3f} | {cpu_text} | {errs} |")
@@ -268,13 +273,17 @@ lines.append("")
 lines.append("| request | gatehouse/nginx req/s | gatehouse/nginx p99 | gatehouse/haproxy req/s | gatehouse/direct req/s | nginx/gatehouse CPU per request |")
 lines.append("| --- | ---: | ---: | ---: | ---: | ---: |")
 for kind, label in (("get", "GET"), ("post", "POST 1 KB")):
+    if not all((s, kind) in rows for s in ("gatehouse", "nginx", "haproxy", "direct")):
+        continue
     g, n, h, d = (rows[(s, kind)] for s in ("gatehouse", "nginx", "haproxy", "direct"))
     lines.append(f"| {label} | {g[0]/n[0]:.2f} | {g[2]/n[2]:.2f} | {g[0]/h[0]:.2f} | {g[0]/d[0]:.2f} | {n[5]/g[5]:.2f} |")
 lines.append("")
 lines.append(f"Gatehouse memory: peak RSS {int(peak_kb)/1024:.1f} MiB (VmHWM), RSS at the end {int(rss_kb)/1024:.1f} MiB, "
              "bundled catalog seeded plus the bench API.")
-g = rows[("gatehouse", "get")]; n = rows[("nginx", "get")]
-ok = g[0] >= 0.8 * n[0] and g[2] <= 1.5 * n[2] and int(peak_kb) < 64 * 1024
+g = rows.get(("gatehouse", "get")); n = rows.get(("nginx", "get"))
+if g and n:
+    lines.append(f"GET gatehouse/nginx: {g[0]/n[0]:.2f} req/s, {g[2]/n[2]:.2f} p99, {n[5]/g[5]:.2f} CPU per request")
+ok = bool(g and n) and g[0] >= 0.8 * n[0] and g[2] <= 1.5 * n[2] and int(peak_kb) < 64 * 1024
 lines.append(f"Performance bar (GET >= 0.8x nginx req/s, p99 <= 1.5x nginx, peak RSS < 64 MiB): {'MET' if ok else 'NOT MET'}")
 text = "\n".join(lines)
 print(text)
