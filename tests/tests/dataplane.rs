@@ -397,13 +397,13 @@ async fn no_request_is_dropped_while_the_registry_changes_under_load() {
 /// `GATEHOUSE_TEST_POSTGRES_URL` is set.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_node_sharing_postgres_routes_a_new_version_within_a_second() {
-    let Ok(url) = std::env::var("GATEHOUSE_TEST_POSTGRES_URL") else {
+    let Ok(base_url) = std::env::var("GATEHOUSE_TEST_POSTGRES_URL") else {
         eprintln!("skipped: GATEHOUSE_TEST_POSTGRES_URL is not set");
         return;
     };
+    // A database of its own: the shared one may hold another branch's migrations.
+    let url = gatehouse_tests::fresh_postgres_database(&base_url).await;
     let up = EchoUpstream::start("erp").await;
-    // The shared database outlives test runs and keeps the first bootstrap token: use one
-    // fixed value so every run is admin.
     let token = "gh_test_shared_postgres_bootstrap";
     let admin_node = GatehouseProcess::start_with_token(
         ServeOptions {
@@ -415,18 +415,17 @@ async fn a_second_node_sharing_postgres_routes_a_new_version_within_a_second() {
     .await;
     let gateway_node = GatehouseProcess::start_with_token(
         ServeOptions {
-            database_url: Some(url),
+            database_url: Some(url.clone()),
             role: "gateway",
             ..ServeOptions::default()
         },
         token,
     )
     .await;
-    // A slug of its own: the shared database outlives test runs.
-    let slug = format!("echo{}", gatehouse_tests::free_port());
+    let slug = "echo";
     admin_node
         .admin()
-        .register_echo(&slug, "1.0.0", &[(&up.url(""), 1)])
+        .register_echo(slug, "1.0.0", &[(&up.url(""), 1)])
         .await;
     let took = until_status(
         &gateway_node.url(&format!("/{slug}/v1/items/1")),

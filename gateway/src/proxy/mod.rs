@@ -334,11 +334,6 @@ impl Gateway {
 impl ProxyHttp for Gateway {
     type CTX = RequestCtx;
 
-    /// Runs once at start-up. The default adds a (disabled) response-compression module
-    /// whose per-request context costs allocations on every request; the gateway never
-    /// compresses (upstreams do, or clients ask them to), so it installs no module.
-    fn init_downstream_modules(&self, _modules: &mut pingora::modules::http::HttpModules) {}
-
     /// Runs first for every request. Default state; no I/O.
     fn new_ctx(&self) -> RequestCtx {
         self.metrics.request_started();
