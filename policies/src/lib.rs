@@ -11,6 +11,7 @@
 //! - [`problem`]: RFC 9457 problem details, the shape of every refusal.
 //! - [`routing`]: request-path normalisation and the choice of API and major.
 //! - [`lifecycle`]: `Deprecation`/`Sunset`/`Link` headers and the 410 decision.
+//! - [`validate`]: request and response validation against an operation, compiled once.
 
 pub mod diff;
 pub mod document;
@@ -19,3 +20,4 @@ pub mod lint;
 pub mod openapi;
 pub mod problem;
 pub mod routing;
+pub mod validate;

@@ -702,43 +702,9 @@ fn major_of(version: &str) -> u64 {
         .unwrap_or(0)
 }
 
-/// A fresh PostgreSQL database on the server `base_url` points at, so a test never meets
-/// another branch's or another run's schema. Returns its URL; drop it with
-/// [`drop_postgres_database`].
-pub async fn fresh_postgres_database(base_url: &str) -> String {
-    use sqlx::Connection;
-    let name = format!(
-        "gh_dataplane_{}_{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0)
-    );
-    let mut conn = sqlx::PgConnection::connect(base_url)
-        .await
-        .expect("connect to PostgreSQL");
-    sqlx::query(&format!("CREATE DATABASE {name}"))
-        .execute(&mut conn)
-        .await
-        .expect("create database");
-    let _ = conn.close().await;
-    match base_url.rsplit_once('/') {
-        Some((server, _db)) => format!("{server}/{name}"),
-        None => format!("{base_url}/{name}"),
-    }
-}
+pub mod process;
 
-/// Drops a database made by [`fresh_postgres_database`] (best effort).
-pub async fn drop_postgres_database(base_url: &str, url: &str) {
-    use sqlx::Connection;
-    let Some((_, name)) = url.rsplit_once('/') else {
-        return;
-    };
-    if let Ok(mut conn) = sqlx::PgConnection::connect(base_url).await {
-        let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-            .execute(&mut conn)
-            .await;
-        let _ = conn.close().await;
-    }
-}
+pub use process::{
+    AdminClient, CliRun, Gatehouse, GatehouseBuilder, PG_URL_VAR, PgSchema, Reply, cli, free_addr,
+    run,
+};

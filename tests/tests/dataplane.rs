@@ -397,14 +397,13 @@ async fn no_request_is_dropped_while_the_registry_changes_under_load() {
 /// `GATEHOUSE_TEST_POSTGRES_URL` is set.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_node_sharing_postgres_routes_a_new_version_within_a_second() {
-    let Ok(base_url) = std::env::var("GATEHOUSE_TEST_POSTGRES_URL") else {
-        eprintln!("skipped: GATEHOUSE_TEST_POSTGRES_URL is not set");
+    // A fresh schema: a shared one would carry other runs' tokens and migrations.
+    let Some(schema) = gatehouse_tests::PgSchema::create().await else {
         return;
     };
-    // A database of its own: the shared one may hold another branch's migrations.
-    let url = gatehouse_tests::fresh_postgres_database(&base_url).await;
+    let url = schema.url().to_owned();
     let up = EchoUpstream::start("erp").await;
-    let token = "gh_test_shared_postgres_bootstrap";
+    let token = "gh_test_fresh_postgres_bootstrap";
     let admin_node = GatehouseProcess::start_with_token(
         ServeOptions {
             database_url: Some(url.clone()),
@@ -415,17 +414,18 @@ async fn a_second_node_sharing_postgres_routes_a_new_version_within_a_second() {
     .await;
     let gateway_node = GatehouseProcess::start_with_token(
         ServeOptions {
-            database_url: Some(url.clone()),
+            database_url: Some(url),
             role: "gateway",
             ..ServeOptions::default()
         },
         token,
     )
     .await;
-    let slug = "echo";
+    // A slug of its own: the shared database outlives test runs.
+    let slug = format!("echo{}", gatehouse_tests::free_port());
     admin_node
         .admin()
-        .register_echo(slug, "1.0.0", &[(&up.url(""), 1)])
+        .register_echo(&slug, "1.0.0", &[(&up.url(""), 1)])
         .await;
     let took = until_status(
         &gateway_node.url(&format!("/{slug}/v1/items/1")),
