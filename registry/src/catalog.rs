@@ -54,6 +54,10 @@ pub struct ApiSpec {
     pub version_header: bool,
     #[serde(default)]
     pub default_major: Option<u64>,
+    /// The validation policy (`{request, response, max_body_bytes,
+    /// reject_unknown_query_params}`); absent: the defaults.
+    #[serde(default)]
+    pub validation: ValidationSettings,
     #[serde(default)]
     pub systems_of_record: Vec<EntitySystem>,
     #[serde(default)]
@@ -225,6 +229,7 @@ pub async fn apply(
                 })?;
             let doc = registry
                 .parse_spec(text.as_bytes())
+                .and_then(|doc| crate::service::check_validators(&doc).map(|()| doc))
                 .map_err(|e| RegistryError::Invalid {
                     field: v.spec.clone(),
                     message: e.to_string(),
@@ -320,6 +325,7 @@ async fn apply_api(
         description: spec.description.clone(),
         version_header: Some(spec.version_header),
         default_major: spec.default_major,
+        validation: Some(spec.validation),
     };
     let target = format!("api/{}", spec.slug);
     let exists = match r.store().get_api(&spec.slug).await? {
@@ -334,12 +340,13 @@ async fn apply_api(
                 || cur.description != spec.description
                 || cur.team != spec.team
                 || cur.version_header != spec.version_header
-                || cur.default_major != spec.default_major;
+                || cur.default_major != spec.default_major
+                || cur.validation != spec.validation;
             if differs
                 && plan.step(
                     "update",
                     target,
-                    "title, description, team or routing changed",
+                    "title, description, team, routing or validation changed",
                 )
             {
                 r.update_api(a, input).await?;

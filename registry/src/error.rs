@@ -4,6 +4,7 @@
 
 use crate::store::StoreError;
 use gatehouse_policies::openapi::SpecError;
+use gatehouse_policies::validate::CompileError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
@@ -34,6 +35,13 @@ pub enum RegistryError {
     },
     #[error("{message}")]
     Conflict { message: String },
+    /// The spec parses, but some of its schemas cannot be compiled into validators.
+    #[error(
+        "the spec has {} schema(s) the gateway cannot compile into validators; first: {}",
+        errors.len(),
+        errors.first().map(ToString::to_string).unwrap_or_default()
+    )]
+    InvalidSchemas { errors: Vec<CompileError> },
     #[error(transparent)]
     Store(StoreError),
 }

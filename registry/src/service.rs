@@ -32,6 +32,8 @@ pub enum Permission {
     Versions,
     Lifecycle,
     Upstreams,
+    /// Set the API's validation policy (same holders as `Upstreams`).
+    Validation,
     Subscriptions,
     /// Consumers, keys, plans, tokens, catalog apply.
     Admin,
@@ -45,6 +47,7 @@ impl Permission {
             Permission::Versions => "register versions of this API",
             Permission::Lifecycle => "change the lifecycle of this API",
             Permission::Upstreams => "configure upstreams of this API",
+            Permission::Validation => "configure validation of this API",
             Permission::Subscriptions => "manage subscriptions to this API",
             Permission::Admin => "manage consumers, keys, plans and tokens",
         }
@@ -64,6 +67,9 @@ pub struct NewApi {
     pub version_header: Option<bool>,
     #[serde(default)]
     pub default_major: Option<u64>,
+    /// The validation policy; absent: the defaults on create, unchanged on update.
+    #[serde(default)]
+    pub validation: Option<ValidationSettings>,
 }
 
 /// Input of `POST …/deprecate`.
@@ -424,6 +430,7 @@ impl Registry {
             team: input.team,
             version_header: input.version_header.unwrap_or(false),
             default_major: input.default_major,
+            validation: check_validation(input.validation.unwrap_or_default())?,
             created_at: now,
             updated_at: now,
         };
@@ -439,16 +446,42 @@ impl Registry {
         non_empty("title", &input.title)?;
         let before = self.require_api(&input.slug).await?;
         self.require_team(&input.team).await?;
+        let validation = match input.validation {
+            Some(v) => check_validation(v)?,
+            None => before.validation,
+        };
         let api = Api {
             title: input.title,
             description: input.description,
             team: input.team,
             version_header: input.version_header.unwrap_or(false),
             default_major: input.default_major,
+            validation,
             updated_at: OffsetDateTime::now_utc(),
             ..before.clone()
         };
         let mut m = meta(actor, "api.update", format!("api/{}", api.slug));
+        m.before_digest = Some(digest(&before));
+        m.after_digest = Some(digest(&api));
+        self.store.update_api(&api, &m).await?;
+        Ok(api)
+    }
+
+    /// Replaces an API's validation policy (`PUT /apis/{slug}/validation`).
+    pub async fn put_validation(
+        &self,
+        actor: &Actor,
+        slug: &str,
+        settings: ValidationSettings,
+    ) -> Result<Api> {
+        let before = self.require_api(slug).await?;
+        self.authorize(actor, Permission::Validation, Some(&before.team))?;
+        let api = Api {
+            validation: check_validation(settings)?,
+            updated_at: OffsetDateTime::now_utc(),
+            ..before.clone()
+        };
+        let mut m = meta(actor, "api.validation", format!("api/{slug}"));
         m.before_digest = Some(digest(&before));
         m.after_digest = Some(digest(&api));
         self.store.update_api(&api, &m).await?;
@@ -483,6 +516,7 @@ impl Registry {
         let api = self.require_api(slug).await?;
         self.authorize(actor, Permission::Versions, Some(&api.team))?;
         let document = self.parse_spec(bytes)?;
+        check_validators(&document)?;
         let version_text = document.info.version.to_string();
         let spec_json =
             serde_json::to_string(&document.tree).map_err(|e| RegistryError::Invalid {
@@ -1065,7 +1099,7 @@ pub fn authorize(actor: &Actor, permission: Permission, team: Option<&str>) -> R
     let allowed = match permission {
         Permission::Read => true,
         Permission::Architect => matches!(actor.role, Role::Admin | Role::Architect),
-        Permission::Versions | Permission::Upstreams => {
+        Permission::Versions | Permission::Upstreams | Permission::Validation => {
             matches!(actor.role, Role::Admin | Role::Architect) || owns
         }
         Permission::Lifecycle | Permission::Subscriptions => actor.role == Role::Admin || owns,
@@ -1106,6 +1140,32 @@ pub struct BadEntry {
 pub struct EntitySystem {
     pub entity: String,
     pub system: String,
+}
+
+/// A validation policy's limits: a body limit of 1 byte to 64 MiB.
+fn check_validation(settings: ValidationSettings) -> Result<ValidationSettings> {
+    let max = ValidationSettings::MAX_MAX_BODY_BYTES;
+    if settings.max_body_bytes == 0 || settings.max_body_bytes > max {
+        return Err(RegistryError::Invalid {
+            field: "validation/max_body_bytes".into(),
+            message: format!("must be between 1 and {max} bytes"),
+        });
+    }
+    Ok(settings)
+}
+
+/// Refuses a spec the gateway could not validate against: every operation's parameter,
+/// body and response schemas must compile (`policies::validate`), each problem named by
+/// its JSON pointer. The snapshot compiles the same way, so a registered version never
+/// serves with a schema left unchecked.
+pub(crate) fn check_validators(document: &Document) -> Result<()> {
+    use gatehouse_policies::validate::{CompileOptions, compile_document};
+    let (_, errors) = compile_document(document, &CompileOptions::default());
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(RegistryError::InvalidSchemas { errors })
+    }
 }
 
 fn check_plan(plan: &Plan) -> Result<()> {

@@ -717,6 +717,7 @@ mod tests {
             team: "t".into(),
             version_header: true,
             default_major: Some(1),
+            validation: Default::default(),
             created_at: NOW,
             updated_at: NOW,
         }

@@ -203,6 +203,7 @@ fn api(slug: &str, team: &str) -> Api {
         team: team.into(),
         version_header: true,
         default_major: Some(1),
+        validation: Default::default(),
         created_at: at(2),
         updated_at: at(2),
     }
@@ -404,6 +405,13 @@ store_test!(apis_create_get_list_update, |t: Ctx| async move {
     bare.description = None;
     bare.version_header = false;
     bare.default_major = None;
+    // A non-default validation policy survives the round trip on create…
+    bare.validation = ValidationSettings {
+        request: false,
+        response: ResponseValidation::Report,
+        max_body_bytes: 1,
+        reject_unknown_query_params: true,
+    };
     s.create_api(&bare, &m()).await.unwrap();
     assert_eq!(s.get_api("orders").await.unwrap(), Some(bare));
 
@@ -413,6 +421,13 @@ store_test!(apis_create_get_list_update, |t: Ctx| async move {
     changed.description = None;
     changed.version_header = false;
     changed.default_major = Some(2);
+    // …and on update.
+    changed.validation = ValidationSettings {
+        request: true,
+        response: ResponseValidation::Enforce,
+        max_body_bytes: ValidationSettings::MAX_MAX_BODY_BYTES,
+        reject_unknown_query_params: false,
+    };
     changed.created_at = at(500);
     changed.updated_at = at(600);
     s.update_api(&changed, &m()).await.unwrap();

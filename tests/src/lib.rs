@@ -222,6 +222,7 @@ pub mod records {
             team: "test".into(),
             version_header,
             default_major,
+            validation: Default::default(),
             created_at: now(),
             updated_at: now(),
         }

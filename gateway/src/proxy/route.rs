@@ -199,6 +199,7 @@ mod tests {
                 team: "t".into(),
                 version_header: true,
                 default_major: None,
+                validation: Default::default(),
                 created_at: NOW,
                 updated_at: NOW,
             }],
