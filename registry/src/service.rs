@@ -1227,6 +1227,55 @@ mod tests {
     }
 
     #[test]
+    fn validation_policies_are_bounded_and_default_field_by_field() {
+        let with = |n| ValidationSettings {
+            max_body_bytes: n,
+            ..ValidationSettings::default()
+        };
+        assert!(check_validation(with(1)).is_ok());
+        assert!(check_validation(with(ValidationSettings::MAX_MAX_BODY_BYTES)).is_ok());
+        for bad in [0, ValidationSettings::MAX_MAX_BODY_BYTES + 1] {
+            match check_validation(with(bad)) {
+                Err(RegistryError::Invalid { field, .. }) => {
+                    assert_eq!(field, "validation/max_body_bytes");
+                }
+                other => panic!("{bad}: {other:?}"),
+            }
+        }
+        let input: NewApi = serde_json::from_str(
+            r#"{"slug": "a", "title": "A", "team": "t", "validation": {"response": "report"}}"#,
+        )
+        .unwrap();
+        let v = input.validation.unwrap();
+        assert_eq!(v.response, ResponseValidation::Report);
+        assert!(v.request);
+        assert_eq!(v.max_body_bytes, 1024 * 1024);
+        assert!(
+            serde_json::from_str::<ValidationSettings>(r#"{"response": "warn"}"#).is_err(),
+            "unknown modes are refused"
+        );
+    }
+
+    #[test]
+    fn a_spec_whose_schema_does_not_compile_is_refused_naming_its_pointer() {
+        let text = br#"{"openapi": "3.1.0", "info": {"title": "t", "version": "1.0.0"},
+            "paths": {"/a": {"get": {"parameters": [{"name": "q", "in": "query",
+            "schema": {"type": "string", "pattern": "(unclosed"}}],
+            "responses": {"200": {"description": "ok"}}}}}}"#;
+        let doc = openapi::parse(text, &Limits::default()).unwrap();
+        match check_validators(&doc) {
+            Err(RegistryError::InvalidSchemas { errors }) => {
+                assert_eq!(errors.len(), 1);
+                assert_eq!(
+                    errors[0].pointer(),
+                    "/paths/~1a/get/parameters/0/schema/pattern"
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
     fn role_matrix() {
         use Permission::*;
         let actor = |role, team: Option<&str>| Actor {
