@@ -1189,9 +1189,8 @@ mod tests {
             v.sha256 = format!("sha-of-{}", v.version);
         }
         let first = Snapshot::compile(&c, NOW).unwrap();
-        let validators = |s: &Snapshot, major: u64| {
-            s.api("orders").unwrap().majors[&major].validators.clone()
-        };
+        let validators =
+            |s: &Snapshot, major: u64| s.api("orders").unwrap().majors[&major].validators.clone();
         c.generation += 1;
         let second = Snapshot::compile_reusing(&c, NOW, Some(&first)).unwrap();
         assert!(Arc::ptr_eq(&validators(&first, 1), &validators(&second, 1)));
@@ -1200,10 +1199,16 @@ mod tests {
         c.apis[0].validation.reject_unknown_query_params = true;
         c.versions[3].sha256 = String::new();
         let third = Snapshot::compile_reusing(&c, NOW, Some(&second)).unwrap();
-        assert!(!Arc::ptr_eq(&validators(&second, 1), &validators(&third, 1)));
+        assert!(!Arc::ptr_eq(
+            &validators(&second, 1),
+            &validators(&third, 1)
+        ));
         let fourth = Snapshot::compile_reusing(&c, NOW, Some(&third)).unwrap();
         assert!(Arc::ptr_eq(&validators(&third, 1), &validators(&fourth, 1)));
-        assert!(!Arc::ptr_eq(&validators(&third, 2), &validators(&fourth, 2)));
+        assert!(!Arc::ptr_eq(
+            &validators(&third, 2),
+            &validators(&fourth, 2)
+        ));
     }
 
     #[test]

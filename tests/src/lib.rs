@@ -851,3 +851,10 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     use sha2::Digest;
     hex::encode(sha2::Sha256::digest(bytes))
 }
+
+pub mod process;
+
+pub use process::{
+    AdminClient, CliRun, Gatehouse, GatehouseBuilder, PG_URL_VAR, PgSchema, Reply, cli, free_addr,
+    run,
+};
