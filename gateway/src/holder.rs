@@ -175,6 +175,13 @@ impl SnapshotHolder {
         };
         self.metrics
             .record_snapshot(snapshot.generation, snapshot.built_at);
+        self.metrics.record_unchecked_schemas(
+            snapshot
+                .apis()
+                .flat_map(|a| a.majors.values())
+                .map(|m| m.validators.errors.len())
+                .sum(),
+        );
         self.live.store(Arc::new(Live {
             snapshot,
             health,
@@ -236,9 +243,16 @@ pub enum ReloadError {
 /// Reads the store, compiles and installs a snapshot. Returns the generation installed.
 pub async fn rebuild(store: &dyn Store, holder: &SnapshotHolder) -> Result<i64, ReloadError> {
     let contents = store.load_contents().await?;
-    // Compiling parses every spec: keep it off the proxy's async threads.
+    let previous = holder.snapshot();
+    // Compiling parses every spec (and compiles the validators of changed versions): keep it
+    // off the proxy's async threads.
     let snapshot = tokio::task::spawn_blocking(move || {
-        Snapshot::compile(&contents, OffsetDateTime::now_utc())
+        let snapshot =
+            Snapshot::compile_reusing(&contents, OffsetDateTime::now_utc(), Some(&previous));
+        if let Ok(s) = &snapshot {
+            log_unchecked_schemas(s, &previous);
+        }
+        snapshot
     })
     .await??;
     let addrs = resolve_targets(&snapshot).await;
@@ -246,6 +260,31 @@ pub async fn rebuild(store: &dyn Store, holder: &SnapshotHolder) -> Result<i64, 
     holder.install(Arc::new(snapshot), addrs);
     tracing::info!(generation, "snapshot installed");
     Ok(generation)
+}
+
+/// Logs the schemas a snapshot leaves unchecked, once per compiled version (not again when
+/// the next snapshot reuses its validators).
+fn log_unchecked_schemas(snapshot: &Snapshot, previous: &Snapshot) {
+    for api in snapshot.apis() {
+        for (major, entry) in &api.majors {
+            let reused = previous
+                .api(&api.slug)
+                .and_then(|a| a.majors.get(major))
+                .is_some_and(|p| Arc::ptr_eq(&p.validators, &entry.validators));
+            if reused {
+                continue;
+            }
+            for e in &entry.validators.errors {
+                tracing::warn!(
+                    api = %api.slug,
+                    version = %entry.version,
+                    pointer = e.pointer(),
+                    error = %e,
+                    "schema left unchecked: it does not compile"
+                );
+            }
+        }
+    }
 }
 
 /// Resolves every HTTP target once per build. IP literals need no lookup; a name that does

@@ -17,6 +17,12 @@
 //! - `gatehouse_snapshot_generation`, `gatehouse_snapshot_age_seconds`: gauges;
 //!   `gatehouse_snapshot_build_failures_total`: counter.
 //! - `gatehouse_requests_in_flight`: gauge.
+//! - `gatehouse_request_validation_refusals_total{api,major,status}`: counter (400, 411, 413,
+//!   415 answered by request validation).
+//! - `gatehouse_response_validation_total{api,major,result}`: counter (`conforming`,
+//!   `reported`, `enforced`, `unchecked`).
+//! - `gatehouse_validation_unchecked_schemas`: gauge, schemas of the served snapshot that
+//!   did not compile and are left unchecked.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -102,6 +108,40 @@ impl UpstreamErrorKind {
     }
 }
 
+/// The statuses request validation answers with, in counter order.
+const VALIDATION_STATUSES: [u16; 4] = [400, 411, 413, 415];
+
+/// The outcome of one response check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResponseCheck {
+    /// The response matched the contract.
+    Conforming,
+    /// It did not, and was relayed (`report`).
+    Reported,
+    /// It did not, and was replaced by a 502 (`enforce`).
+    Enforced,
+    /// Too large to buffer: relayed unchecked.
+    Unchecked,
+}
+
+impl ResponseCheck {
+    const ALL: [ResponseCheck; 4] = [
+        ResponseCheck::Conforming,
+        ResponseCheck::Reported,
+        ResponseCheck::Enforced,
+        ResponseCheck::Unchecked,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ResponseCheck::Conforming => "conforming",
+            ResponseCheck::Reported => "reported",
+            ResponseCheck::Enforced => "enforced",
+            ResponseCheck::Unchecked => "unchecked",
+        }
+    }
+}
+
 /// Upper bounds (seconds) of the total-latency buckets.
 const LATENCY_BUCKETS: [f64; 14] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
@@ -179,6 +219,10 @@ pub struct RouteSeries {
     requests: [[AtomicU64; 5]; 5],
     latency: Histogram,
     overhead: Histogram,
+    /// Request validation refusals by [`VALIDATION_STATUSES`].
+    validation_refusals: [AtomicU64; 4],
+    /// Response checks by [`ResponseCheck`].
+    response_checks: [AtomicU64; 4],
 }
 
 impl RouteSeries {
@@ -187,7 +231,21 @@ impl RouteSeries {
             requests: Default::default(),
             latency: Histogram::new(latency_bounds_us()),
             overhead: Histogram::new(overhead_bounds_us()),
+            validation_refusals: Default::default(),
+            response_checks: Default::default(),
         }
+    }
+
+    /// Records a request refused by validation with `status`.
+    pub fn validation_refused(&self, status: u16) {
+        if let Some(i) = VALIDATION_STATUSES.iter().position(|&s| s == status) {
+            self.validation_refusals[i].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Records the outcome of one response check.
+    pub fn response_checked(&self, check: ResponseCheck) {
+        self.response_checks[check as usize].fetch_add(1, Ordering::Relaxed);
     }
 
     /// Records one finished request.
@@ -212,6 +270,7 @@ pub struct Metrics {
     snapshot_generation: AtomicI64,
     snapshot_built_at_ms: AtomicI64,
     snapshot_failures: AtomicU64,
+    unchecked_schemas: AtomicU64,
 }
 
 impl Default for Metrics {
@@ -230,7 +289,14 @@ impl Metrics {
             snapshot_generation: AtomicI64::new(0),
             snapshot_built_at_ms: AtomicI64::new(0),
             snapshot_failures: AtomicU64::new(0),
+            unchecked_schemas: AtomicU64::new(0),
         }
+    }
+
+    /// How many schemas of the served snapshot are left unchecked (did not compile).
+    pub fn record_unchecked_schemas(&self, n: usize) {
+        self.unchecked_schemas
+            .store(u64::try_from(n).unwrap_or(u64::MAX), Ordering::Relaxed);
     }
 
     /// The series of a routed request; created on first use.
@@ -353,6 +419,7 @@ impl Metrics {
                 );
             }
         }
+        render_validation(&mut out, &series);
         out.push_str("# HELP gatehouse_upstream_errors_total Failed upstream attempts by kind.\n");
         out.push_str("# TYPE gatehouse_upstream_errors_total counter\n");
         for kind in UpstreamErrorKind::ALL {
@@ -384,11 +451,50 @@ impl Metrics {
              gatehouse_snapshot_age_seconds {age}\n\
              # HELP gatehouse_snapshot_build_failures_total Snapshot builds that failed (the previous snapshot kept serving).\n\
              # TYPE gatehouse_snapshot_build_failures_total counter\n\
-             gatehouse_snapshot_build_failures_total {}\n",
+             gatehouse_snapshot_build_failures_total {}\n\
+             # HELP gatehouse_validation_unchecked_schemas Schemas of the served snapshot that did not compile and are not checked.\n\
+             # TYPE gatehouse_validation_unchecked_schemas gauge\n\
+             gatehouse_validation_unchecked_schemas {}\n",
             self.in_flight.load(Ordering::Relaxed),
             self.snapshot_failures.load(Ordering::Relaxed),
+            self.unchecked_schemas.load(Ordering::Relaxed),
         );
         out
+    }
+}
+
+/// The validation counters of every series (only non-zero samples).
+fn render_validation(out: &mut String, series: &[(String, String, Arc<RouteSeries>)]) {
+    out.push_str(
+        "# HELP gatehouse_request_validation_refusals_total Requests refused by validation, by status.\n\
+         # TYPE gatehouse_request_validation_refusals_total counter\n",
+    );
+    for (api, major, s) in series {
+        for (status, n) in VALIDATION_STATUSES.iter().zip(&s.validation_refusals) {
+            let n = n.load(Ordering::Relaxed);
+            if n > 0 {
+                let _ = writeln!(
+                    out,
+                    "gatehouse_request_validation_refusals_total{{api=\"{api}\",major=\"{major}\",status=\"{status}\"}} {n}"
+                );
+            }
+        }
+    }
+    out.push_str(
+        "# HELP gatehouse_response_validation_total Upstream responses checked against the contract, by result.\n\
+         # TYPE gatehouse_response_validation_total counter\n",
+    );
+    for (api, major, s) in series {
+        for check in ResponseCheck::ALL {
+            let n = s.response_checks[check as usize].load(Ordering::Relaxed);
+            if n > 0 {
+                let _ = writeln!(
+                    out,
+                    "gatehouse_response_validation_total{{api=\"{api}\",major=\"{major}\",result=\"{}\"}} {n}",
+                    check.as_str()
+                );
+            }
+        }
     }
 }
 
@@ -430,6 +536,11 @@ mod tests {
         m.upstream_error(UpstreamErrorKind::ConnectRefused);
         m.record_snapshot(7, datetime!(2026-03-02 12:00 UTC));
         m.record_snapshot_failure();
+        s.validation_refused(413);
+        s.validation_refused(400);
+        s.validation_refused(400);
+        s.response_checked(ResponseCheck::Reported);
+        m.record_unchecked_schemas(2);
         let text = m.render_at(datetime!(2026-03-02 12:00:03 UTC));
         for line in [
             "gatehouse_requests_total{api=\"inventory\",major=\"2\",class=\"2xx\",outcome=\"proxied\"} 1",
@@ -445,6 +556,10 @@ mod tests {
             "gatehouse_snapshot_generation 7",
             "gatehouse_snapshot_age_seconds 3",
             "gatehouse_snapshot_build_failures_total 1",
+            "gatehouse_request_validation_refusals_total{api=\"inventory\",major=\"2\",status=\"400\"} 2",
+            "gatehouse_request_validation_refusals_total{api=\"inventory\",major=\"2\",status=\"413\"} 1",
+            "gatehouse_response_validation_total{api=\"inventory\",major=\"2\",result=\"reported\"} 1",
+            "gatehouse_validation_unchecked_schemas 2",
         ] {
             assert!(text.lines().any(|l| l == line), "missing {line}\n{text}");
         }

@@ -66,6 +66,10 @@ pub struct ApiSpec {
     /// Minimum days between a deprecation and its sunset (default 90).
     #[serde(default)]
     pub deprecation_notice_days: Option<u32>,
+    /// The validation policy (`{request, response, max_body_bytes,
+    /// reject_unknown_query_params}`); absent: the defaults.
+    #[serde(default)]
+    pub validation: ValidationSettings,
     #[serde(default)]
     pub systems_of_record: Vec<EntitySystem>,
     #[serde(default)]
@@ -237,6 +241,7 @@ pub async fn apply(
                 })?;
             let doc = registry
                 .parse_spec(text.as_bytes())
+                .and_then(|doc| crate::service::check_validators(&doc).map(|()| doc))
                 .map_err(|e| RegistryError::Invalid {
                     field: v.spec.clone(),
                     message: e.to_string(),
@@ -354,6 +359,7 @@ async fn apply_api(
         version_header: Some(spec.version_header),
         default_major: spec.default_major,
         deprecation_notice_days: spec.deprecation_notice_days,
+        validation: Some(spec.validation),
     };
     let target = format!("api/{}", spec.slug);
     let exists = match r.store().get_api(&spec.slug).await? {
@@ -372,12 +378,13 @@ async fn apply_api(
                 || cur.deprecation_notice_days
                     != spec
                         .deprecation_notice_days
-                        .unwrap_or(Api::DEFAULT_DEPRECATION_NOTICE_DAYS);
+                        .unwrap_or(Api::DEFAULT_DEPRECATION_NOTICE_DAYS)
+                || cur.validation != spec.validation;
             if differs
                 && plan.step(
                     "update",
                     target,
-                    "title, description, team, routing or deprecation notice changed",
+                    "title, description, team, routing, deprecation notice or validation changed",
                 )
             {
                 r.update_api(a, input).await?;

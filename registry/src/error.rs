@@ -7,6 +7,7 @@ use gatehouse_policies::diff::Report;
 use gatehouse_policies::lint::LintReport;
 use gatehouse_policies::openapi::SpecError;
 use time::OffsetDateTime;
+use gatehouse_policies::validate::CompileError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
@@ -116,6 +117,13 @@ pub enum RegistryError {
         system: String,
         api: String,
     },
+    /// The spec parses, but some of its schemas cannot be compiled into validators.
+    #[error(
+        "the spec has {} schema(s) the gateway cannot compile into validators; first: {}",
+        errors.len(),
+        errors.first().map(ToString::to_string).unwrap_or_default()
+    )]
+    InvalidSchemas { errors: Vec<CompileError> },
     #[error(transparent)]
     Store(StoreError),
 }

@@ -31,6 +31,9 @@ pub struct Api {
     /// The minimum notice, in days, between deprecating a version and its sunset (and,
     /// for a version without a sunset, between its deprecation and its retirement).
     pub deprecation_notice_days: u32,
+    /// How the gateway checks this API's requests and responses against its spec.
+    #[serde(default)]
+    pub validation: ValidationSettings,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
@@ -42,6 +45,84 @@ impl Api {
     pub const DEFAULT_DEPRECATION_NOTICE_DAYS: u32 = 90;
     /// The longest minimum notice an API may ask for (ten years).
     pub const MAX_DEPRECATION_NOTICE_DAYS: u32 = 3650;
+}
+
+/// Per-API validation policy (`docs/validation.md`): what the gateway checks against the
+/// routed version's spec. Every field has a default, so `{}` is the default policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ValidationSettings {
+    /// Validate requests (parameters, content type, body) before any upstream work.
+    pub request: bool,
+    /// What to do with upstream responses that do not match the spec.
+    pub response: ResponseValidation,
+    /// The largest request body accepted, in bytes (413 above).
+    pub max_body_bytes: u64,
+    /// Refuse query parameters the operation does not declare (400).
+    pub reject_unknown_query_params: bool,
+}
+
+impl ValidationSettings {
+    /// The default request body limit: 1 MiB.
+    pub const DEFAULT_MAX_BODY_BYTES: u64 = 1024 * 1024;
+    /// The largest body limit an API may set: 64 MiB (the gateway buffers a body this big).
+    pub const MAX_MAX_BODY_BYTES: u64 = 64 * 1024 * 1024;
+}
+
+impl Default for ValidationSettings {
+    fn default() -> Self {
+        ValidationSettings {
+            request: true,
+            response: ResponseValidation::Off,
+            max_body_bytes: Self::DEFAULT_MAX_BODY_BYTES,
+            reject_unknown_query_params: false,
+        }
+    }
+}
+
+/// Response validation: `off`, `report` (a metric, a log line and a flag on the access
+/// record) or `enforce` (502 problem+json instead of a non-conforming response).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ResponseValidation {
+    #[default]
+    Off,
+    Report,
+    Enforce,
+}
+
+impl ResponseValidation {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ResponseValidation::Off => "off",
+            ResponseValidation::Report => "report",
+            ResponseValidation::Enforce => "enforce",
+        }
+    }
+}
+
+impl fmt::Display for ResponseValidation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The text was not a response validation mode.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{0}` is not a response validation mode (off, report, enforce)")]
+pub struct UnknownResponseValidation(pub String);
+
+impl FromStr for ResponseValidation {
+    type Err = UnknownResponseValidation;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(match s {
+            "off" => ResponseValidation::Off,
+            "report" => ResponseValidation::Report,
+            "enforce" => ResponseValidation::Enforce,
+            other => return Err(UnknownResponseValidation(other.to_owned())),
+        })
+    }
 }
 
 /// Lifecycle of a version: `draft` → `published` → `deprecated` → `retired`.

@@ -65,6 +65,8 @@ pub enum Permission {
     Versions,
     Lifecycle,
     Upstreams,
+    /// Set the API's validation policy (same holders as `Upstreams`).
+    Validation,
     Subscriptions,
     /// Consumers, keys, plans, tokens, catalog apply.
     Admin,
@@ -78,6 +80,7 @@ impl Permission {
             Permission::Versions => "register versions of this API",
             Permission::Lifecycle => "change the lifecycle of this API",
             Permission::Upstreams => "configure upstreams of this API",
+            Permission::Validation => "configure validation of this API",
             Permission::Subscriptions => "manage subscriptions to this API",
             Permission::Admin => "manage consumers, keys, plans and tokens",
         }
@@ -100,6 +103,9 @@ pub struct NewApi {
     /// Minimum days between a deprecation and its sunset (default 90).
     #[serde(default)]
     pub deprecation_notice_days: Option<u32>,
+    /// The validation policy; absent: the defaults on create, unchanged on update.
+    #[serde(default)]
+    pub validation: Option<ValidationSettings>,
 }
 
 /// Input of `POST …/deprecate`.
@@ -547,6 +553,7 @@ impl Registry {
             version_header: input.version_header.unwrap_or(false),
             default_major: input.default_major,
             deprecation_notice_days,
+            validation: check_validation(input.validation.unwrap_or_default())?,
             created_at: now,
             updated_at: now,
         };
@@ -563,6 +570,10 @@ impl Registry {
         let before = self.require_api(&input.slug).await?;
         self.require_team(&input.team).await?;
         let deprecation_notice_days = check_notice(input.deprecation_notice_days)?;
+        let validation = match input.validation {
+            Some(v) => check_validation(v)?,
+            None => before.validation,
+        };
         let api = Api {
             title: input.title,
             description: input.description,
@@ -570,10 +581,32 @@ impl Registry {
             version_header: input.version_header.unwrap_or(false),
             default_major: input.default_major,
             deprecation_notice_days,
+            validation,
             updated_at: self.now(),
             ..before.clone()
         };
         let mut m = meta(actor, "api.update", format!("api/{}", api.slug));
+        m.before_digest = Some(digest(&before));
+        m.after_digest = Some(digest(&api));
+        self.store.update_api(&api, &m).await?;
+        Ok(api)
+    }
+
+    /// Replaces an API's validation policy (`PUT /apis/{slug}/validation`).
+    pub async fn put_validation(
+        &self,
+        actor: &Actor,
+        slug: &str,
+        settings: ValidationSettings,
+    ) -> Result<Api> {
+        let before = self.require_api(slug).await?;
+        self.authorize(actor, Permission::Validation, Some(&before.team))?;
+        let api = Api {
+            validation: check_validation(settings)?,
+            updated_at: OffsetDateTime::now_utc(),
+            ..before.clone()
+        };
+        let mut m = meta(actor, "api.validation", format!("api/{slug}"));
         m.before_digest = Some(digest(&before));
         m.after_digest = Some(digest(&api));
         self.store.update_api(&api, &m).await?;
@@ -623,6 +656,7 @@ impl Registry {
         self.authorize(actor, Permission::Versions, Some(&api.team))?;
         check_override(actor, gate, Forced::BreakingChange)?;
         let document = self.parse_spec(bytes)?;
+        check_validators(&document)?;
         let version_text = document.info.version.to_string();
         if self.store.get_version(slug, &version_text).await?.is_some() {
             return Err(RegistryError::Duplicate {
@@ -1432,7 +1466,7 @@ pub fn authorize(actor: &Actor, permission: Permission, team: Option<&str>) -> R
     let allowed = match permission {
         Permission::Read => true,
         Permission::Architect => matches!(actor.role, Role::Admin | Role::Architect),
-        Permission::Versions | Permission::Upstreams => {
+        Permission::Versions | Permission::Upstreams | Permission::Validation => {
             matches!(actor.role, Role::Admin | Role::Architect) || owns
         }
         Permission::Lifecycle | Permission::Subscriptions => actor.role == Role::Admin || owns,
@@ -1534,6 +1568,32 @@ fn check_notice(days: Option<u32>) -> Result<u32> {
     Ok(days)
 }
 
+/// A validation policy's limits: a body limit of 1 byte to 64 MiB.
+fn check_validation(settings: ValidationSettings) -> Result<ValidationSettings> {
+    let max = ValidationSettings::MAX_MAX_BODY_BYTES;
+    if settings.max_body_bytes == 0 || settings.max_body_bytes > max {
+        return Err(RegistryError::Invalid {
+            field: "validation/max_body_bytes".into(),
+            message: format!("must be between 1 and {max} bytes"),
+        });
+    }
+    Ok(settings)
+}
+
+/// Refuses a spec the gateway could not validate against: every operation's parameter,
+/// body and response schemas must compile (`policies::validate`), each problem named by
+/// its JSON pointer. The snapshot compiles the same way, so a registered version never
+/// serves with a schema left unchecked.
+pub(crate) fn check_validators(document: &Document) -> Result<()> {
+    use gatehouse_policies::validate::{CompileOptions, compile_document};
+    let (_, errors) = compile_document(document, &CompileOptions::default());
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(RegistryError::InvalidSchemas { errors })
+    }
+}
+
 fn check_plan(plan: &Plan) -> Result<()> {
     check_name("name", &plan.name)?;
     if plan.rate.requests == 0 || plan.rate.per_seconds == 0 {
@@ -1590,6 +1650,55 @@ mod tests {
         assert!(check_target_url("ftp://x").is_err());
         assert!(check_target_url("http://user:pw@x").is_err());
         assert!(check_target_url("http://").is_err());
+    }
+
+    #[test]
+    fn validation_policies_are_bounded_and_default_field_by_field() {
+        let with = |n| ValidationSettings {
+            max_body_bytes: n,
+            ..ValidationSettings::default()
+        };
+        assert!(check_validation(with(1)).is_ok());
+        assert!(check_validation(with(ValidationSettings::MAX_MAX_BODY_BYTES)).is_ok());
+        for bad in [0, ValidationSettings::MAX_MAX_BODY_BYTES + 1] {
+            match check_validation(with(bad)) {
+                Err(RegistryError::Invalid { field, .. }) => {
+                    assert_eq!(field, "validation/max_body_bytes");
+                }
+                other => panic!("{bad}: {other:?}"),
+            }
+        }
+        let input: NewApi = serde_json::from_str(
+            r#"{"slug": "a", "title": "A", "team": "t", "validation": {"response": "report"}}"#,
+        )
+        .unwrap();
+        let v = input.validation.unwrap();
+        assert_eq!(v.response, ResponseValidation::Report);
+        assert!(v.request);
+        assert_eq!(v.max_body_bytes, 1024 * 1024);
+        assert!(
+            serde_json::from_str::<ValidationSettings>(r#"{"response": "warn"}"#).is_err(),
+            "unknown modes are refused"
+        );
+    }
+
+    #[test]
+    fn a_spec_whose_schema_does_not_compile_is_refused_naming_its_pointer() {
+        let text = br#"{"openapi": "3.1.0", "info": {"title": "t", "version": "1.0.0"},
+            "paths": {"/a": {"get": {"parameters": [{"name": "q", "in": "query",
+            "schema": {"type": "string", "pattern": "(unclosed"}}],
+            "responses": {"200": {"description": "ok"}}}}}}"#;
+        let doc = openapi::parse(text, &Limits::default()).unwrap();
+        match check_validators(&doc) {
+            Err(RegistryError::InvalidSchemas { errors }) => {
+                assert_eq!(errors.len(), 1);
+                assert_eq!(
+                    errors[0].pointer(),
+                    "/paths/~1a/get/parameters/0/schema/pattern"
+                );
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

@@ -9,14 +9,30 @@
 //! draft (drafts are never routable; a retired latest version stays routable only to answer
 //! 410). Per major: the parsed OpenAPI [`Document`], a compiled `matchit` router over the
 //! spec's path templates, per-operation data (name, idempotency, mock examples), the
-//! lifecycle (headers computed once, the 410 decision left to request time), and the
-//! upstream (weighted targets, timeouts).
+//! lifecycle (headers computed once, the 410 decision left to request time), the
+//! upstream (weighted targets, timeouts), and the validation policy with every operation's
+//! compiled validator ([`Validators`], `policies::validate`).
+//!
+//! **Invariant:** schemas are compiled here, once per routable version, never per request;
+//! [`Snapshot::compile_reusing`] even carries a version's compiled validators over from the
+//! previous snapshot when neither its spec nor its API's policy changed, so an unrelated
+//! registry write does not recompile (GitHub's spec takes about a second).
+//! **Decision:** a schema that does not compile does not fail the snapshot. It is left
+//! unchecked (the rest of the operation is still validated) and listed in
+//! [`Validators::errors`], which the gateway logs and counts. The registry refuses such
+//! specs at registration, so this only happens to versions registered before that check
+//! existed or after a validator change.
 
-use crate::model::{Contents, LifecycleState, Upstream, Version};
+use crate::model::{
+    Contents, LifecycleState, ResponseValidation, Upstream, ValidationSettings, Version,
+};
 use bytes::Bytes;
 use gatehouse_policies::lifecycle::{Lifecycle, Stage, Window};
 use gatehouse_policies::openapi::{self, Document, Method, Operation, ResponseStatus, SpecError};
 use gatehouse_policies::routing::VersionPolicy;
+use gatehouse_policies::validate::{
+    CompileError, CompileOptions, CompiledOperation, OperationKey, compile_document,
+};
 use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -86,7 +102,6 @@ pub struct Snapshot {
     pub target_urls: Vec<String>,
     // ROOM(identity, next issue): API-key hashes → consumer, trusted JWT issuers and keys.
     // ROOM(limits): plans and subscriptions compiled per (consumer, API).
-    // ROOM(validation): per-operation compiled validators live in `OperationEntry`.
 }
 
 /// One capability API and its routable majors.
@@ -123,6 +138,55 @@ pub struct MajorEntry {
     pub paths: Vec<PathEntry>,
     /// Where requests go; `None` when no upstream is registered for this major (503).
     pub upstream: Option<Arc<UpstreamEntry>>,
+    /// The API's validation policy, as the proxy applies it.
+    pub validation: ValidationPolicy,
+    /// This version's compiled validators (also referenced by each [`OperationEntry`]).
+    pub validators: Arc<Validators>,
+}
+
+/// An API's validation policy, compiled for the hot path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ValidationPolicy {
+    /// Validate requests before any upstream work.
+    pub request: bool,
+    pub response: ResponseValidation,
+    /// The request body limit in bytes (413 above).
+    pub max_body_bytes: usize,
+}
+
+impl ValidationPolicy {
+    fn of(settings: &ValidationSettings) -> Self {
+        ValidationPolicy {
+            request: settings.request,
+            response: settings.response,
+            max_body_bytes: usize::try_from(settings.max_body_bytes).unwrap_or(usize::MAX),
+        }
+    }
+
+    /// Whether anything needs compiled validators.
+    pub fn is_active(&self) -> bool {
+        self.request || self.response != ResponseValidation::Off
+    }
+}
+
+/// The compiled validators of one routable version: one [`CompiledOperation`] per operation,
+/// all sharing the document's compiled schemas.
+#[derive(Debug, Default)]
+pub struct Validators {
+    /// What they were compiled from; equal fingerprints mean reusable validators.
+    fingerprint: Option<Fingerprint>,
+    pub operations: HashMap<OperationKey, Arc<CompiledOperation>>,
+    /// What could not be compiled (left unchecked); empty for every version registered
+    /// since the registry started refusing such specs.
+    pub errors: Vec<CompileError>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Fingerprint {
+    version: String,
+    sha256: String,
+    spec_len: usize,
+    options: CompileOptions,
 }
 
 /// One path template of a spec.
@@ -147,7 +211,8 @@ pub struct OperationEntry {
     pub idempotent: bool,
     /// Responses a `mock://` target answers with.
     pub mocks: MockSet,
-    // ROOM(validation): the compiled parameter and body validators of this operation.
+    /// The compiled validator; `None` when the API's policy validates nothing.
+    pub validator: Option<Arc<CompiledOperation>>,
 }
 
 /// The example responses of an operation.
@@ -389,6 +454,21 @@ impl Snapshot {
     /// Compiles the registry's contents. Fails as a whole on the first bad spec or target, so
     /// the gateway never serves a half-built view.
     pub fn compile(contents: &Contents, now: OffsetDateTime) -> Result<Snapshot, SnapshotError> {
+        Self::compile_reusing(contents, now, None)
+    }
+
+    /// [`Snapshot::compile`], reusing the compiled validators of `previous` for every
+    /// version whose spec (version, SHA-256, size) and validation options are unchanged.
+    pub fn compile_reusing(
+        contents: &Contents,
+        now: OffsetDateTime,
+        previous: Option<&Snapshot>,
+    ) -> Result<Snapshot, SnapshotError> {
+        let settings: HashMap<&str, &ValidationSettings> = contents
+            .apis
+            .iter()
+            .map(|a| (a.slug.as_str(), &a.validation))
+            .collect();
         let mut apis: HashMap<String, ApiEntry> = contents
             .apis
             .iter()
@@ -442,7 +522,16 @@ impl Snapshot {
                 Some(u) => Some(Arc::new(compile_upstream(u, &mut targets)?)),
                 None => None,
             };
-            let entry = compile_major(v, upstream)?;
+            let policy = settings
+                .get(api)
+                .map(|s| ValidationPolicy::of(s))
+                .unwrap_or_else(|| ValidationPolicy::of(&ValidationSettings::default()));
+            let reusable = previous
+                .and_then(|p| p.api(api))
+                .and_then(|a| a.majors.get(&major))
+                .map(|m| m.validators.clone());
+            let options = settings.get(api).map(|s| compile_options(s));
+            let entry = compile_major(v, upstream, policy, options, reusable)?;
             if let Some(a) = apis.get_mut(api) {
                 a.majors.insert(major, Arc::new(entry));
             }
@@ -503,9 +592,63 @@ fn compile_upstream(u: &Upstream, slots: &mut TargetSlots) -> Result<UpstreamEnt
     })
 }
 
+/// The compile options an API's policy asks for.
+fn compile_options(settings: &ValidationSettings) -> CompileOptions {
+    CompileOptions {
+        max_body_bytes: usize::try_from(settings.max_body_bytes).unwrap_or(usize::MAX),
+        reject_unknown_query_params: settings.reject_unknown_query_params,
+        validate_responses: settings.response != ResponseValidation::Off,
+        ..CompileOptions::default()
+    }
+}
+
+/// Compiles (or reuses) the validators of one version and hands one to each operation.
+fn attach_validators(
+    v: &Version,
+    document: &Document,
+    paths: &mut [PathEntry],
+    policy: ValidationPolicy,
+    options: CompileOptions,
+    previous: Option<Arc<Validators>>,
+) -> Arc<Validators> {
+    if !policy.is_active() {
+        return Arc::new(Validators::default());
+    }
+    let fingerprint = Fingerprint {
+        version: v.version.clone(),
+        sha256: v.sha256.clone(),
+        spec_len: v.spec_json.len(),
+        options,
+    };
+    let validators = match previous {
+        // An empty SHA-256 (hand-built contents) proves nothing: compile again.
+        Some(p) if !v.sha256.is_empty() && p.fingerprint.as_ref() == Some(&fingerprint) => p,
+        _ => {
+            let (ops, errors) = compile_document(document, &fingerprint.options);
+            Arc::new(Validators {
+                fingerprint: Some(fingerprint),
+                operations: ops.into_iter().map(|(k, op)| (k, Arc::new(op))).collect(),
+                errors,
+            })
+        }
+    };
+    for path in paths.iter_mut() {
+        for op in &mut path.operations {
+            op.validator = validators
+                .operations
+                .get(&(op.method, path.template.clone()))
+                .cloned();
+        }
+    }
+    validators
+}
+
 fn compile_major(
     v: &Version,
     upstream: Option<Arc<UpstreamEntry>>,
+    policy: ValidationPolicy,
+    options: Option<CompileOptions>,
+    previous: Option<Arc<Validators>>,
 ) -> Result<MajorEntry, SnapshotError> {
     let tree: serde_json::Value =
         serde_json::from_str(&v.spec_json).map_err(|source| SnapshotError::SpecJson {
@@ -518,13 +661,21 @@ fn compile_major(
         version: v.version.clone(),
         source,
     })?;
-    let (router, paths) =
+    let (router, mut paths) =
         compile_router(&document).map_err(|(template, source)| SnapshotError::Route {
             api: v.api.clone(),
             version: v.version.clone(),
             template,
             source,
         })?;
+    let validators = attach_validators(
+        v,
+        &document,
+        &mut paths,
+        policy,
+        options.unwrap_or_default(),
+        previous,
+    );
     let successor = v
         .successor
         .as_deref()
@@ -567,6 +718,8 @@ fn compile_major(
         router,
         paths,
         upstream,
+        validation: policy,
+        validators,
     })
 }
 
@@ -648,6 +801,7 @@ fn compile_operation(op: &Operation) -> OperationEntry {
         name: op.display_name(),
         idempotent: op.method.is_idempotent(),
         mocks: compile_mocks(op),
+        validator: None,
     }
 }
 
@@ -718,6 +872,7 @@ mod tests {
             version_header: true,
             default_major: Some(1),
             deprecation_notice_days: Api::DEFAULT_DEPRECATION_NOTICE_DAYS,
+            validation: Default::default(),
             created_at: NOW,
             updated_at: NOW,
         }
@@ -996,6 +1151,85 @@ mod tests {
             Snapshot::compile(&c, NOW),
             Err(SnapshotError::OrphanVersion { .. })
         ));
+    }
+
+    #[test]
+    fn every_operation_gets_its_compiled_validator_and_the_api_policy() {
+        let mut c = contents();
+        c.apis[0].validation.response = ResponseValidation::Enforce;
+        c.apis[0].validation.max_body_bytes = 4_096;
+        let s = Snapshot::compile(&c, NOW).unwrap();
+        let m = &s.api("orders").unwrap().majors[&1];
+        assert_eq!(m.validation.response, ResponseValidation::Enforce);
+        assert_eq!(m.validation.max_body_bytes, 4_096);
+        assert!(m.validators.errors.is_empty());
+        for path in &m.paths {
+            for op in &path.operations {
+                let v = op.validator.as_ref().unwrap();
+                assert_eq!(v.max_body_bytes(), 4_096);
+                assert!(v.validates_responses());
+                assert!(Arc::ptr_eq(
+                    v,
+                    &m.validators.operations[&(op.method, path.template.clone())]
+                ));
+            }
+        }
+        // Nothing to validate: nothing compiled.
+        c.apis[0].validation.request = false;
+        c.apis[0].validation.response = ResponseValidation::Off;
+        let s = Snapshot::compile(&c, NOW).unwrap();
+        let m = &s.api("orders").unwrap().majors[&1];
+        assert!(m.validators.operations.is_empty());
+        assert!(m.paths[0].operations[0].validator.is_none());
+    }
+
+    #[test]
+    fn validators_are_reused_while_spec_and_policy_are_unchanged() {
+        let mut c = contents();
+        for v in &mut c.versions {
+            v.sha256 = format!("sha-of-{}", v.version);
+        }
+        let first = Snapshot::compile(&c, NOW).unwrap();
+        let validators =
+            |s: &Snapshot, major: u64| s.api("orders").unwrap().majors[&major].validators.clone();
+        c.generation += 1;
+        let second = Snapshot::compile_reusing(&c, NOW, Some(&first)).unwrap();
+        assert!(Arc::ptr_eq(&validators(&first, 1), &validators(&second, 1)));
+        assert!(Arc::ptr_eq(&validators(&first, 2), &validators(&second, 2)));
+        // A new policy recompiles; so does a version without a digest.
+        c.apis[0].validation.reject_unknown_query_params = true;
+        c.versions[3].sha256 = String::new();
+        let third = Snapshot::compile_reusing(&c, NOW, Some(&second)).unwrap();
+        assert!(!Arc::ptr_eq(
+            &validators(&second, 1),
+            &validators(&third, 1)
+        ));
+        let fourth = Snapshot::compile_reusing(&c, NOW, Some(&third)).unwrap();
+        assert!(Arc::ptr_eq(&validators(&third, 1), &validators(&fourth, 1)));
+        assert!(!Arc::ptr_eq(
+            &validators(&third, 2),
+            &validators(&fourth, 2)
+        ));
+    }
+
+    #[test]
+    fn a_schema_that_does_not_compile_is_left_unchecked_not_fatal() {
+        let mut c = contents();
+        let mut spec = spec("2.0.0");
+        spec["paths"]["/orders"]["post"]["requestBody"] = json!({"content": {"application/json":
+            {"schema": {"type": "string", "pattern": "^[a-z"}}}});
+        c.versions[3].spec_json = spec.to_string();
+        let s = Snapshot::compile(&c, NOW).unwrap();
+        let m = &s.api("orders").unwrap().majors[&2];
+        assert_eq!(m.validators.errors.len(), 1, "{:?}", m.validators.errors);
+        assert_eq!(
+            m.validators.errors[0].pointer(),
+            "/paths/~1orders/post/requestBody/content/application~1json/schema/pattern"
+        );
+        // The operation keeps its other checks (here: the content type).
+        let create = m.paths[0].operations[1].validator.as_ref().unwrap();
+        assert!(!create.accepts_content_type("text/plain"));
+        assert!(create.accepts_content_type("application/json"));
     }
 
     #[test]

@@ -604,6 +604,8 @@ const ROUTES: &[(&str, &str)] = &[
     ("POST", "/apis"),
     ("GET", "/apis"),
     ("GET", "/apis/{slug}"),
+    ("PUT", "/apis/{slug}/validation"),
+    ("GET", "/apis/{slug}/validation"),
     ("POST", "/apis/{slug}/versions"),
     ("GET", "/apis/{slug}/versions"),
     ("GET", "/apis/{slug}/versions/{version}"),
@@ -795,6 +797,18 @@ fn write_routes() -> Vec<WriteRoute> {
                 status: 200,
                 action: "upstream.put",
                 target: Target::Is("inventory/v1".into()),
+            },
+        },
+        WriteRoute {
+            route: ("PUT", "/apis/{slug}/validation"),
+            allowed: &[Admin, Architect, Owner],
+            make: |_, _| Write {
+                method: Method::PUT,
+                path: "/apis/inventory/validation".into(),
+                body: json_body(json!({"response": "report", "max_body_bytes": 65536})),
+                status: 200,
+                action: "api.validation",
+                target: Target::Is("api/inventory".into()),
             },
         },
         WriteRoute {

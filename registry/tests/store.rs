@@ -115,6 +115,7 @@ fn api(slug: &str, team: &str) -> Api {
         version_header: true,
         default_major: Some(1),
         deprecation_notice_days: 30,
+        validation: Default::default(),
         created_at: at(2),
         updated_at: at(2),
     }
@@ -316,6 +317,13 @@ store_test!(apis_create_get_list_update, |t: Ctx| async move {
     bare.description = None;
     bare.version_header = false;
     bare.default_major = None;
+    // A non-default validation policy survives the round trip on create…
+    bare.validation = ValidationSettings {
+        request: false,
+        response: ResponseValidation::Report,
+        max_body_bytes: 1,
+        reject_unknown_query_params: true,
+    };
     s.create_api(&bare, &m()).await.unwrap();
     assert_eq!(s.get_api("orders").await.unwrap(), Some(bare));
 
@@ -326,6 +334,13 @@ store_test!(apis_create_get_list_update, |t: Ctx| async move {
     changed.version_header = false;
     changed.default_major = Some(2);
     changed.deprecation_notice_days = 180;
+    // …and on update.
+    changed.validation = ValidationSettings {
+        request: true,
+        response: ResponseValidation::Enforce,
+        max_body_bytes: ValidationSettings::MAX_MAX_BODY_BYTES,
+        reject_unknown_query_params: false,
+    };
     changed.created_at = at(500);
     changed.updated_at = at(600);
     s.update_api(&changed, &m()).await.unwrap();

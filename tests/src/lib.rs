@@ -239,6 +239,7 @@ pub mod records {
             version_header,
             default_major,
             deprecation_notice_days: Api::DEFAULT_DEPRECATION_NOTICE_DAYS,
+            validation: Default::default(),
             created_at: now(),
             updated_at: now(),
         }
@@ -719,6 +720,155 @@ fn major_of(version: &str) -> u64 {
         .next()
         .and_then(|m| m.parse().ok())
         .unwrap_or(0)
+}
+
+/// What a [`RecordingUpstream`] saw of one request.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    pub method: String,
+    /// Path and query.
+    pub target: String,
+    pub headers: Vec<(String, String)>,
+    pub body_sha256: String,
+    pub body_len: usize,
+}
+
+/// Canned answers by path: status, content type, body.
+type Canned = Arc<std::sync::Mutex<Vec<(String, u16, String, Vec<u8>)>>>;
+
+#[derive(Clone, Default)]
+struct Recording {
+    connections: Arc<AtomicUsize>,
+    seen: Arc<std::sync::Mutex<Vec<Seen>>>,
+    canned: Canned,
+}
+
+/// A real upstream that records what reaches it: every TCP connection accepted (so a test
+/// can prove that nothing of a refused request arrived, not even its header) and, per
+/// request, the method, target, headers and the SHA-256 of the body exactly as received.
+///
+/// It answers `200 application/json {"sha256": "<hex>", "len": N}` unless a canned answer
+/// was set for the path ([`RecordingUpstream::answer`]).
+#[derive(Debug)]
+pub struct RecordingUpstream {
+    pub addr: SocketAddr,
+    connections: Arc<AtomicUsize>,
+    seen: Arc<std::sync::Mutex<Vec<Seen>>>,
+    canned: Canned,
+    task: tokio::task::JoinHandle<()>,
+}
+
+async fn record(
+    State(st): State<Recording>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    use sha2::Digest;
+    let sha = hex::encode(sha2::Sha256::digest(&body));
+    let seen = Seen {
+        method: method.as_str().to_owned(),
+        target: uri
+            .path_and_query()
+            .map_or_else(|| uri.path().to_owned(), |pq| pq.as_str().to_owned()),
+        headers: headers
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.as_str().to_owned(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
+            .collect(),
+        body_sha256: sha.clone(),
+        body_len: body.len(),
+    };
+    st.seen.lock().unwrap_or_else(|e| e.into_inner()).push(seen);
+    let canned = st
+        .canned
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .iter()
+        .find(|(p, ..)| p == uri.path())
+        .cloned();
+    match canned {
+        Some((_, status, content_type, body)) => (
+            StatusCode::from_u16(status).unwrap_or(StatusCode::OK),
+            [("content-type", content_type)],
+            body,
+        )
+            .into_response(),
+        None => (
+            StatusCode::OK,
+            [("content-type", "application/json".to_owned())],
+            json!({"sha256": sha, "len": body.len()}).to_string(),
+        )
+            .into_response(),
+    }
+}
+
+impl RecordingUpstream {
+    pub async fn start() -> Self {
+        use axum::serve::ListenerExt;
+        let st = Recording::default();
+        let app = Router::new().fallback(record).with_state(st.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind upstream");
+        let addr = listener.local_addr().expect("upstream addr");
+        let connections = st.connections.clone();
+        let listener = listener.tap_io(move |_| {
+            connections.fetch_add(1, Ordering::SeqCst);
+        });
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        RecordingUpstream {
+            addr,
+            connections: st.connections,
+            seen: st.seen,
+            canned: st.canned,
+            task,
+        }
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// TCP connections accepted so far.
+    pub fn connections(&self) -> usize {
+        self.connections.load(Ordering::SeqCst)
+    }
+
+    /// Every request received so far.
+    pub fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Answers requests for `path` with this status, content type and body.
+    pub fn answer(&self, path: &str, status: u16, content_type: &str, body: impl Into<Vec<u8>>) {
+        self.canned.lock().unwrap_or_else(|e| e.into_inner()).push((
+            path.to_owned(),
+            status,
+            content_type.to_owned(),
+            body.into(),
+        ));
+    }
+}
+
+impl Drop for RecordingUpstream {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Hex SHA-256 of `bytes` (what a [`RecordingUpstream`] reports).
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(bytes))
 }
 
 pub mod process;

@@ -6,21 +6,24 @@
 //! | hook | runs | owns |
 //! | --- | --- | --- |
 //! | `new_ctx` | per request, first | start time, empty context |
-//! | `request_filter` | after the request header is read | request id and trace, [`route`] (404/405/410, 400 on bad paths), later `authenticate`, `rate_limit`, `validate`; answers `mock://` targets and every refusal itself |
+//! | `request_filter` | after the request header is read | request id and trace, [`route`] (404/405/410, 400 on bad paths), later `authenticate`, `rate_limit`; [`validate`](validate::check_request) (400/411/413/415: parameters, content type, the body read and buffered here); answers `mock://` targets and every refusal itself |
 //! | `upstream_peer` | before each attempt (again on retry) | weighted target choice with passive health, timeouts |
 //! | `fail_to_connect` | a connection attempt failed | health, metrics, retry decision (idempotent, another target) |
-//! | `upstream_request_filter` | before the request header goes upstream | upstream path (base + operation path), `Host`, forwarding and trace headers, credentials removed |
+//! | `upstream_request_filter` | before the request header goes upstream | upstream path (base + operation path), `Host`, forwarding and trace headers, credentials removed, `Expect` dropped when the body was read already |
+//! | `request_body_filter` | per request body chunk sent upstream | the body read by `validate`, replayed byte for byte ([`validate::replay`]) |
 //! | `error_while_proxy` | an error after the connection was made | health, metrics, retry only for an idempotent request on a reused connection before anything was answered |
 //! | `upstream_response_filter` | upstream response header arrived | target marked healthy |
 //! | `upstream_response_body_filter` | per response body chunk | end of upstream time (for the overhead metric) |
-//! | `response_filter` | before the response header goes downstream | `X-Request-Id`, lifecycle headers, hop-by-hop fields removed |
+//! | `response_filter` | before the response header goes downstream | `X-Request-Id`, lifecycle headers, hop-by-hop fields removed; response validation starts (`enforce` holds the header) |
+//! | `response_body_filter` | per response body chunk | response validation (`report` collects, `enforce` holds; judged at the end) |
 //! | `fail_to_proxy` | the request failed for good | the 502/503/504 problem+json answer |
-//! | `logging` | once, at the very end | metrics (later: the access record) |
+//! | `logging` | once, at the very end | first writes a response `enforce` held ([`validate::release`]: no later async hook exists), then metrics (later: the access record) |
 
 mod headers;
 mod respond;
 mod route;
 mod upstream;
+pub mod validate;
 
 pub use headers::{CREDENTIAL_HEADERS, MockPreference};
 pub use respond::{GatewayError, Reply};
@@ -124,6 +127,8 @@ pub struct RequestCtx {
     /// Set when the gateway answered by itself.
     outcome: Option<Outcome>,
     series: Option<Arc<RouteSeries>>,
+    /// Request body replay and the response check (`validate`).
+    pub validation: validate::ValidationCtx,
 }
 
 impl RequestCtx {
@@ -142,6 +147,7 @@ impl RequestCtx {
             upstream_time: Duration::ZERO,
             outcome: None,
             series: None,
+            validation: validate::ValidationCtx::default(),
         }
     }
 
@@ -208,7 +214,17 @@ impl Gateway {
 
     // ROOM(identity): `fn authenticate(&self, session, ctx) -> Result<(), GatewayError>`.
     // ROOM(limits): `fn rate_limit(&self, session, ctx) -> Result<(), GatewayError>`.
-    // ROOM(validation): `fn validate(&self, session, ctx) -> Result<(), GatewayError>`.
+
+    /// Validation: parameters, content type and body against the operation, the body read
+    /// and kept for the upstream (`validate`).
+    async fn validate(session: &mut Session, ctx: &mut RequestCtx) -> Result<(), GatewayError> {
+        validate::check_request(session, ctx).await.map_err(|r| {
+            if let Some(s) = &ctx.series {
+                s.validation_refused(r.status());
+            }
+            GatewayError::Validation(r)
+        })
+    }
 
     /// Picks the target of the next attempt.
     fn select_target(ctx: &mut RequestCtx) -> Result<upstream::Chosen, GatewayError> {
@@ -349,9 +365,11 @@ impl ProxyHttp for Gateway {
         ctx: &mut RequestCtx,
     ) -> pingora::Result<bool> {
         Self::identify(session, ctx);
-        let checked = self
-            .route(session, ctx)
-            .and_then(|()| Self::select_target(ctx));
+        let mut checked = self.route(session, ctx);
+        if checked.is_ok() {
+            checked = Self::validate(session, ctx).await;
+        }
+        let checked = checked.and_then(|()| Self::select_target(ctx));
         match checked {
             Ok(chosen) if chosen.mock => {
                 let reply = Self::mock_reply(session, ctx);
@@ -484,6 +502,19 @@ impl ProxyHttp for Gateway {
                 upstream_request.remove_header("x-forwarded-host");
             }
         }
+        validate::upstream_request(upstream_request, ctx);
+        Ok(())
+    }
+
+    /// Runs per request body chunk on its way upstream: a body `validate` read is replayed.
+    async fn request_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<Bytes>,
+        _end_of_stream: bool,
+        ctx: &mut RequestCtx,
+    ) -> pingora::Result<()> {
+        validate::replay(body, ctx);
         Ok(())
     }
 
@@ -545,7 +576,7 @@ impl ProxyHttp for Gateway {
     /// hop-by-hop fields removed.
     async fn response_filter(
         &self,
-        _session: &mut Session,
+        session: &mut Session,
         upstream_response: &mut ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> pingora::Result<()> {
@@ -558,7 +589,19 @@ impl ProxyHttp for Gateway {
                 upstream_response.insert_header(*name, value.as_str())?;
             }
         }
-        Ok(())
+        validate::on_response_header(session, upstream_response, ctx)
+    }
+
+    /// Runs per response body chunk on its way downstream: response validation.
+    fn response_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<Bytes>,
+        end_of_stream: bool,
+        ctx: &mut RequestCtx,
+    ) -> pingora::Result<Option<Duration>> {
+        validate::on_response_body(body, end_of_stream, ctx);
+        Ok(None)
     }
 
     /// Runs when the request failed for good: answers 502/503/504 problem+json when nothing
@@ -619,6 +662,7 @@ impl ProxyHttp for Gateway {
     /// Runs once per request at the very end, whatever happened: metrics (and, in a later
     /// issue, the access record).
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {
+        validate::release(session, ctx).await;
         self.metrics.request_finished();
         ctx.stop_upstream_clock();
         let status = session.response_written().map_or(0, |r| r.status.as_u16());

@@ -8,7 +8,7 @@
 use super::route::Refusal;
 use crate::metrics::UpstreamErrorKind;
 use bytes::Bytes;
-use gatehouse_policies::problem::{self, Problem, ProblemKind};
+use gatehouse_policies::problem::{self, FieldError, Problem, ProblemKind};
 use gatehouse_policies::routing::MajorError;
 use gatehouse_registry::snapshot::MajorEntry;
 use std::time::SystemTime;
@@ -31,6 +31,14 @@ pub enum GatewayError {
     /// The operation is mocked but defines no response to mock.
     NoMockResponse {
         operation: String,
+    },
+    /// 400, 411, 413 or 415: the request does not match the operation (`validate`).
+    Validation(super::validate::Refusal),
+    /// 502: the upstream answered `status` with a response that does not match the
+    /// operation, and the API enforces response validation.
+    NonConformingResponse {
+        status: u16,
+        errors: Vec<FieldError>,
     },
     /// A bug or an unexpected state in the gateway.
     Internal,
@@ -171,6 +179,18 @@ impl GatewayError {
                 ProblemKind::UpstreamError,
                 format!("the mock of {operation} has no response to answer with"),
             ),
+            GatewayError::Validation(refusal) => refusal.problem(),
+            // The violations are the upstream's, echoing no more of its body than the
+            // client would have received without the check.
+            GatewayError::NonConformingResponse { status, errors } => Problem::new(
+                ProblemKind::ResponseValidationFailed,
+                format!(
+                    "the upstream answered {status} with a response that does not match the \
+                     API's contract ({} violation(s)); it was withheld",
+                    errors.len()
+                ),
+            )
+            .with_errors(errors.clone()),
             GatewayError::Internal => Problem::new(
                 ProblemKind::Internal,
                 "the gateway failed to handle the request",

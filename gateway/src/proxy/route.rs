@@ -200,6 +200,7 @@ mod tests {
                 version_header: true,
                 default_major: None,
                 deprecation_notice_days: Api::DEFAULT_DEPRECATION_NOTICE_DAYS,
+                validation: Default::default(),
                 created_at: NOW,
                 updated_at: NOW,
             }],

@@ -82,6 +82,8 @@ pub enum CompileError {
     )]
     UnsupportedStyle {
         operation: String,
+        /// The parameter object.
+        pointer: String,
         name: String,
         location: &'static str,
         style: &'static str,
@@ -92,6 +94,31 @@ pub enum CompileError {
         pointer: String,
         media_type: String,
     },
+}
+
+impl CompileError {
+    /// The JSON pointer into the document where the problem is (a schema, a parameter, a
+    /// media type): what a registry names when it refuses the document.
+    pub fn pointer(&self) -> &str {
+        match self {
+            CompileError::InvalidSchema { pointer, .. }
+            | CompileError::UnresolvedRef { pointer, .. }
+            | CompileError::SchemaTooDeep { pointer, .. }
+            | CompileError::UnsupportedStyle { pointer, .. }
+            | CompileError::InvalidMediaType { pointer, .. } => pointer,
+        }
+    }
+
+    /// The operation the problem was found in (its `operationId`, or `METHOD /path`).
+    pub fn operation(&self) -> &str {
+        match self {
+            CompileError::InvalidSchema { operation, .. }
+            | CompileError::UnresolvedRef { operation, .. }
+            | CompileError::SchemaTooDeep { operation, .. }
+            | CompileError::UnsupportedStyle { operation, .. }
+            | CompileError::InvalidMediaType { operation, .. } => operation,
+        }
+    }
 }
 
 /// The parts of a request the validator reads. Borrowed: nothing is copied to validate.
@@ -257,6 +284,26 @@ impl CompiledOperation {
     /// declares no request body.
     pub fn accepted_content_types(&self) -> &[String] {
         self.body.as_ref().map_or(&[], |b| b.accepted.as_slice())
+    }
+
+    /// Whether the operation declares a request body (with or without media types). A
+    /// gateway reads and buffers the body before validating only for such operations;
+    /// others never look at a body.
+    pub fn declares_request_body(&self) -> bool {
+        self.body.is_some()
+    }
+
+    /// Whether the operation has header or cookie parameters: only then does
+    /// [`RequestParts::headers`] need to be filled.
+    pub fn reads_headers(&self) -> bool {
+        self.params
+            .iter()
+            .any(|p| matches!(p.location, ParamIn::Header | ParamIn::Cookie))
+    }
+
+    /// Whether responses are checked ([`CompileOptions::validate_responses`]).
+    pub fn validates_responses(&self) -> bool {
+        self.responses.is_some()
     }
 
     /// Whether a request body of this `Content-Type` would be accepted (checkable before
@@ -814,6 +861,7 @@ impl<'d> Build<'d> {
             if !style_allowed(p.location, style) {
                 errors.push(CompileError::UnsupportedStyle {
                     operation: operation.clone(),
+                    pointer: p.pointer.clone(),
                     name: p.name.clone(),
                     location: p.location.as_str(),
                     style: style.as_str(),

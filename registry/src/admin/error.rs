@@ -12,6 +12,9 @@ use gatehouse_policies::lint::LintSeverity;
 use gatehouse_policies::openapi::SpecError;
 use gatehouse_policies::problem::{CONTENT_TYPE, FieldError, Problem, ProblemKind};
 
+/// The most errors one problem lists (the detail says how many there are).
+const MAX_LISTED_ERRORS: usize = 20;
+
 /// Builds the problem for an error. Public so the CLI and tests can reuse the mapping.
 pub fn problem_for(err: &RegistryError) -> Problem {
     match err {
@@ -144,6 +147,19 @@ pub fn problem_for(err: &RegistryError) -> Problem {
                 pointer: spec_pointer(spec),
                 message: spec.to_string(),
             }]),
+        RegistryError::InvalidSchemas { errors } => {
+            Problem::new(ProblemKind::InvalidSpec, err.to_string()).with_errors(
+                errors
+                    .iter()
+                    .take(MAX_LISTED_ERRORS)
+                    .map(|e| FieldError {
+                        location: "body".into(),
+                        pointer: e.pointer().to_owned(),
+                        message: e.to_string(),
+                    })
+                    .collect(),
+            )
+        }
         RegistryError::Store(StoreError::BadUrl { .. }) | RegistryError::Store(_) => Problem::new(
             ProblemKind::StoreUnavailable,
             "the registry store is unavailable; try again",

@@ -70,6 +70,10 @@ pub fn router(state: AdminState) -> Router {
         .route("/apis", post(create_api).get(list_apis))
         .route("/apis/{slug}", get(get_api))
         .route(
+            "/apis/{slug}/validation",
+            put(put_validation).get(get_validation),
+        )
+        .route(
             "/apis/{slug}/versions",
             post(register_version).get(list_versions),
         )
@@ -413,6 +417,31 @@ async fn get_api(
         );
     }
     Ok(Json(v))
+}
+
+/// `PUT /apis/{slug}/validation`: replaces the API's validation policy (every field
+/// optional, defaults otherwise); answers the stored policy.
+async fn put_validation(
+    State(s): State<AdminState>,
+    Authed(a): Authed,
+    Path(slug): Path<String>,
+    body: Body,
+) -> Result<Json<ValidationSettings>> {
+    let input: ValidationSettings = json_body(body).await?;
+    Ok(Json(
+        s.registry
+            .put_validation(&a, &slug, input)
+            .await?
+            .validation,
+    ))
+}
+
+async fn get_validation(
+    State(s): State<AdminState>,
+    Authed(_): Authed,
+    Path(slug): Path<String>,
+) -> Result<Json<ValidationSettings>> {
+    Ok(Json(s.registry.require_api(&slug).await?.validation))
 }
 
 // -- versions --------------------------------------------------------------------------

@@ -76,7 +76,8 @@ macro_rules! cols {
     };
     (apis) => {
         "slug, title, description, team, version_header, default_major, created_at, updated_at, \
-         deprecation_notice_days"
+         deprecation_notice_days, request_validation, response_validation, max_body_bytes, \
+         reject_unknown_query"
     };
     (versions) => {
         "api, version, major, state, spec_raw, spec_json, sha256, content_type, deprecated_at, \
@@ -139,6 +140,10 @@ pub(super) struct ApiRow {
     created_at: i64,
     updated_at: i64,
     deprecation_notice_days: i64,
+    request_validation: bool,
+    response_validation: String,
+    max_body_bytes: i64,
+    reject_unknown_query: bool,
 }
 
 impl TryFrom<ApiRow> for Api {
@@ -161,6 +166,13 @@ impl TryFrom<ApiRow> for Api {
                     detail: row.deprecation_notice_days.to_string(),
                 }
             })?,
+            validation: ValidationSettings {
+                request: row.request_validation,
+                response: ResponseValidation::from_str(&row.response_validation)
+                    .map_err(|e| corrupt("api response_validation", e))?,
+                max_body_bytes: to_u64("api max_body_bytes", row.max_body_bytes)?,
+                reject_unknown_query_params: row.reject_unknown_query,
+            },
             created_at: from_unix_ms(row.created_at),
             updated_at: from_unix_ms(row.updated_at),
         })

@@ -330,12 +330,13 @@ macro_rules! impl_store {
             async fn create_api(&self, api: &Api, meta: &ChangeMeta) -> Result<(), StoreError> {
                 let default_major =
                     api.default_major.map($crate::store::rows::to_i64).transpose()?;
+                let max_body = $crate::store::rows::to_i64(api.validation.max_body_bytes)?;
                 let mut tx = self.begin_write().await?;
                 Self::require(&mut tx, $crate::store::sql::Parent::Team, &api.team).await?;
                 sqlx::query(concat!(
                     "INSERT INTO apis (",
                     $crate::store::rows::cols!(apis),
-                    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+                    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
                 ))
                 .bind(&api.slug)
                 .bind(&api.title)
@@ -346,6 +347,10 @@ macro_rules! impl_store {
                 .bind(unix_ms(api.created_at))
                 .bind(unix_ms(api.updated_at))
                 .bind(i64::from(api.deprecation_notice_days))
+                .bind(api.validation.request)
+                .bind(api.validation.response.as_str())
+                .bind(max_body)
+                .bind(api.validation.reject_unknown_query_params)
                 .execute(&mut *tx)
                 .await
                 .map_err(|e| $crate::store::sql::duplicate(e, "api", &api.slug))?;
@@ -355,13 +360,16 @@ macro_rules! impl_store {
             async fn update_api(&self, api: &Api, meta: &ChangeMeta) -> Result<(), StoreError> {
                 let default_major =
                     api.default_major.map($crate::store::rows::to_i64).transpose()?;
+                let max_body = $crate::store::rows::to_i64(api.validation.max_body_bytes)?;
                 let mut tx = self.begin_write().await?;
                 Self::require(&mut tx, $crate::store::sql::Parent::Api, &api.slug).await?;
                 Self::require(&mut tx, $crate::store::sql::Parent::Team, &api.team).await?;
                 sqlx::query(
                     "UPDATE apis SET title = $2, description = $3, team = $4, \
                      version_header = $5, default_major = $6, updated_at = $7, \
-                     deprecation_notice_days = $8 WHERE slug = $1",
+                     deprecation_notice_days = $8, request_validation = $9, \
+                     response_validation = $10, max_body_bytes = $11, reject_unknown_query = $12 \
+                     WHERE slug = $1",
                 )
                 .bind(&api.slug)
                 .bind(&api.title)
@@ -371,6 +379,10 @@ macro_rules! impl_store {
                 .bind(default_major)
                 .bind(unix_ms(api.updated_at))
                 .bind(i64::from(api.deprecation_notice_days))
+                .bind(api.validation.request)
+                .bind(api.validation.response.as_str())
+                .bind(max_body)
+                .bind(api.validation.reject_unknown_query_params)
                 .execute(&mut *tx)
                 .await?;
                 self.commit_write(tx, meta).await
