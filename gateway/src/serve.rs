@@ -81,10 +81,11 @@ pub fn run(config: ServeConfig) -> anyhow::Result<()> {
 
 /// Bootstrap token and seeding, before anything listens.
 async fn prepare(registry: &Registry, config: &ServeConfig) -> anyhow::Result<()> {
-    if let Ok(token) = std::env::var("GATEHOUSE_BOOTSTRAP_TOKEN") {
-        if registry.bootstrap_token(&token).await? {
-            tracing::info!("GATEHOUSE_BOOTSTRAP_TOKEN is now an admin token");
-        }
+    let bootstrap = std::env::var("GATEHOUSE_BOOTSTRAP_TOKEN").ok();
+    if let Some(token) = bootstrap.as_deref()
+        && registry.bootstrap_token(token).await?
+    {
+        tracing::info!("GATEHOUSE_BOOTSTRAP_TOKEN is now an admin token");
     }
     if config.seed && is_empty(registry.store().as_ref()).await? {
         if config.seed_catalog.exists() {

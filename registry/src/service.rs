@@ -571,13 +571,11 @@ impl Registry {
         d: Deprecation,
     ) -> Result<Version> {
         let now = OffsetDateTime::now_utc();
-        if let Some(s) = d.sunset {
-            if s <= now {
-                return Err(RegistryError::Invalid {
-                    field: "sunset".into(),
-                    message: "must be in the future".into(),
-                });
-            }
+        if d.sunset.is_some_and(|s| s <= now) {
+            return Err(RegistryError::Invalid {
+                field: "sunset".into(),
+                message: "must be in the future".into(),
+            });
         }
         for (i, b) in d.brownouts.iter().enumerate() {
             if b.end <= b.start {
@@ -596,13 +594,14 @@ impl Registry {
         if let Some(succ) = &d.successor {
             self.require_version(slug, succ).await?;
         }
-        if let Some(link) = &d.link {
-            if !(link.starts_with("https://") || link.starts_with("http://")) {
-                return Err(RegistryError::Invalid {
-                    field: "link".into(),
-                    message: "must be an http(s) URL".into(),
-                });
-            }
+        if d.link
+            .as_ref()
+            .is_some_and(|l| !(l.starts_with("https://") || l.starts_with("http://")))
+        {
+            return Err(RegistryError::Invalid {
+                field: "link".into(),
+                message: "must be an http(s) URL".into(),
+            });
         }
         let reason = d.reason.clone();
         self.transition(

@@ -117,6 +117,18 @@ enum ApisCommand {
         #[arg(long)]
         default_major: Option<u64>,
     },
+    /// Set where a major version is served: `--target URL=WEIGHT`, repeatable (e.g. a
+    /// legacy and a cloud ERP at 90/10 during a cut-over).
+    Upstream {
+        slug: String,
+        major: u64,
+        #[arg(long = "target", required = true)]
+        targets: Vec<String>,
+        #[arg(long)]
+        connect_timeout_ms: Option<u32>,
+        #[arg(long)]
+        read_timeout_ms: Option<u32>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -349,6 +361,32 @@ async fn client_command(c: &AdminClient, cli: &Cli) -> anyhow::Result<ExitCode> 
                     "/apis",
                     &json!({"slug": slug, "title": title, "team": team, "description": description,
                             "version_header": version_header, "default_major": default_major}),
+                )
+                .await?;
+            print_object(&v, out);
+        }
+        Command::Apis(ApisCommand::Upstream {
+            slug,
+            major,
+            targets,
+            connect_timeout_ms,
+            read_timeout_ms,
+        }) => {
+            let targets = targets
+                .iter()
+                .map(|t| {
+                    let (url, weight) = t.rsplit_once('=').unwrap_or((t.as_str(), "100"));
+                    let weight: u32 = weight.parse().map_err(|_| {
+                        anyhow::anyhow!("--target {t}: the weight after `=` must be a number")
+                    })?;
+                    Ok(json!({"url": url, "weight": weight}))
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let v = c
+                .put(
+                    &format!("/apis/{}/majors/{major}/upstream", enc(slug)),
+                    &json!({"targets": targets, "connect_timeout_ms": connect_timeout_ms,
+                            "read_timeout_ms": read_timeout_ms}),
                 )
                 .await?;
             print_object(&v, out);
