@@ -55,6 +55,8 @@ pub struct ApiSpec {
     #[serde(default)]
     pub default_major: Option<u64>,
     #[serde(default)]
+    pub forward_bearer: bool,
+    #[serde(default)]
     pub systems_of_record: Vec<EntitySystem>,
     #[serde(default)]
     pub versions: Vec<VersionSpec>,
@@ -320,6 +322,7 @@ async fn apply_api(
         description: spec.description.clone(),
         version_header: Some(spec.version_header),
         default_major: spec.default_major,
+        forward_bearer: Some(spec.forward_bearer),
     };
     let target = format!("api/{}", spec.slug);
     let exists = match r.store().get_api(&spec.slug).await? {
@@ -334,7 +337,8 @@ async fn apply_api(
                 || cur.description != spec.description
                 || cur.team != spec.team
                 || cur.version_header != spec.version_header
-                || cur.default_major != spec.default_major;
+                || cur.default_major != spec.default_major
+                || cur.forward_bearer != spec.forward_bearer;
             if differs
                 && plan.step(
                     "update",

@@ -243,6 +243,19 @@ macro_rules! impl_store {
                 $crate::store::rows::convert(rows)
             }
 
+            async fn fetch_issuers(
+                conn: &mut <$db as sqlx::Database>::Connection,
+            ) -> Result<Vec<Issuer>, StoreError> {
+                let rows: Vec<$crate::store::rows::IssuerRow> = sqlx::query_as(concat!(
+                    "SELECT ",
+                    $crate::store::rows::cols!(issuers),
+                    " FROM issuers ORDER BY issuer"
+                ))
+                .fetch_all(&mut *conn)
+                .await?;
+                $crate::store::rows::convert(rows)
+            }
+
             async fn fetch_subscriptions(
                 conn: &mut <$db as sqlx::Database>::Connection,
                 consumer: Option<&str>,
@@ -335,7 +348,7 @@ macro_rules! impl_store {
                 sqlx::query(concat!(
                     "INSERT INTO apis (",
                     $crate::store::rows::cols!(apis),
-                    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+                    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
                 ))
                 .bind(&api.slug)
                 .bind(&api.title)
@@ -345,6 +358,7 @@ macro_rules! impl_store {
                 .bind(default_major)
                 .bind(unix_ms(api.created_at))
                 .bind(unix_ms(api.updated_at))
+                .bind(api.forward_bearer)
                 .execute(&mut *tx)
                 .await
                 .map_err(|e| $crate::store::sql::duplicate(e, "api", &api.slug))?;
@@ -359,7 +373,8 @@ macro_rules! impl_store {
                 Self::require(&mut tx, $crate::store::sql::Parent::Team, &api.team).await?;
                 sqlx::query(
                     "UPDATE apis SET title = $2, description = $3, team = $4, \
-                     version_header = $5, default_major = $6, updated_at = $7 WHERE slug = $1",
+                     version_header = $5, default_major = $6, updated_at = $7, \
+                     forward_bearer = $8 WHERE slug = $1",
                 )
                 .bind(&api.slug)
                 .bind(&api.title)
@@ -368,6 +383,7 @@ macro_rules! impl_store {
                 .bind(api.version_header)
                 .bind(default_major)
                 .bind(unix_ms(api.updated_at))
+                .bind(api.forward_bearer)
                 .execute(&mut *tx)
                 .await?;
                 self.commit_write(tx, meta).await
@@ -860,6 +876,73 @@ macro_rules! impl_store {
                 Self::fetch_subscriptions(&mut conn, consumer).await
             }
 
+            // -- trusted issuers -------------------------------------------------------------
+
+            async fn create_issuer(
+                &self,
+                issuer: &Issuer,
+                meta: &ChangeMeta,
+            ) -> Result<(), StoreError> {
+                let audiences = $crate::store::rows::to_json(&issuer.audiences)?;
+                let algorithms = $crate::store::rows::to_json(&issuer.algorithms)?;
+                let keys = issuer
+                    .keys
+                    .as_ref()
+                    .map($crate::store::rows::to_json)
+                    .transpose()?;
+                let mut tx = self.begin_write().await?;
+                sqlx::query(concat!(
+                    "INSERT INTO issuers (",
+                    $crate::store::rows::cols!(issuers),
+                    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+                ))
+                .bind(&issuer.id)
+                .bind(&issuer.issuer)
+                .bind(audiences)
+                .bind(algorithms)
+                .bind(&issuer.jwks_uri)
+                .bind(keys)
+                .bind(&issuer.consumer_claim)
+                .bind(i64::from(issuer.leeway_seconds))
+                .bind(unix_ms(issuer.created_at))
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| $crate::store::sql::duplicate(e, "issuer", &issuer.issuer))?;
+                self.commit_write(tx, meta).await
+            }
+
+            async fn get_issuer(&self, id: &str) -> Result<Option<Issuer>, StoreError> {
+                let row: Option<$crate::store::rows::IssuerRow> = sqlx::query_as(concat!(
+                    "SELECT ",
+                    $crate::store::rows::cols!(issuers),
+                    " FROM issuers WHERE id = $1"
+                ))
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?;
+                row.map(Issuer::try_from).transpose()
+            }
+
+            async fn list_issuers(&self) -> Result<Vec<Issuer>, StoreError> {
+                let mut conn = self.pool.acquire().await?;
+                Self::fetch_issuers(&mut conn).await
+            }
+
+            async fn delete_issuer(&self, id: &str, meta: &ChangeMeta) -> Result<(), StoreError> {
+                let mut tx = self.begin_write().await?;
+                let deleted = sqlx::query("DELETE FROM issuers WHERE id = $1")
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+                if deleted.rows_affected() == 0 {
+                    return Err(StoreError::NotFound {
+                        entity: "issuer",
+                        key: id.to_owned(),
+                    });
+                }
+                self.commit_write(tx, meta).await
+            }
+
             // -- admin tokens ----------------------------------------------------------------
 
             async fn create_token(
@@ -989,6 +1072,7 @@ macro_rules! impl_store {
                 .fetch_all(&mut *tx)
                 .await?;
                 let subscriptions = Self::fetch_subscriptions(&mut tx, None).await?;
+                let issuers = Self::fetch_issuers(&mut tx).await?;
                 tx.commit().await?;
                 Ok(Contents {
                     generation,
@@ -1000,6 +1084,7 @@ macro_rules! impl_store {
                     keys: keys.into_iter().map(ApiKey::from).collect(),
                     plans: $crate::store::rows::convert(plans)?,
                     subscriptions,
+                    issuers,
                 })
             }
         }
