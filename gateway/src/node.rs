@@ -3,34 +3,65 @@
 //! through [`NodeStatus`] for `/readyz` and `/metrics`.
 
 use crate::config::NodeRole;
+use crate::holder::SnapshotHolder;
+use crate::metrics::Metrics;
 use gatehouse_registry::admin::NodeStatus;
 use serde_json::{Value, json};
+use std::sync::Arc;
+use time::format_description::well_known::Rfc3339;
 
 /// The node's self-knowledge, shared by the proxy, the reloader and the admin API.
 #[derive(Debug)]
 pub struct Node {
     role: NodeRole,
+    holder: Arc<SnapshotHolder>,
 }
 
 impl Node {
     pub fn new(role: NodeRole) -> Self {
-        Node { role }
+        Node {
+            role,
+            holder: Arc::new(SnapshotHolder::new(Arc::new(Metrics::new()))),
+        }
     }
 
     pub fn role(&self) -> NodeRole {
         self.role
     }
+
+    /// The snapshot holder the proxy serves from (and its metrics).
+    pub fn holder(&self) -> &Arc<SnapshotHolder> {
+        &self.holder
+    }
 }
 
 impl NodeStatus for Node {
+    /// A gateway node is ready once it has built a snapshot from the registry; a failed later
+    /// build keeps it ready (the previous snapshot serves) but shows in the details.
     fn readiness(&self) -> (bool, Value) {
+        let role = format!("{:?}", self.role).to_lowercase();
+        if !self.role.runs_proxy() {
+            return (true, json!({"role": role}));
+        }
+        let st = self.holder.status();
+        let fmt = |t: time::OffsetDateTime| t.format(&Rfc3339).unwrap_or_default();
         (
-            true,
-            json!({"role": format!("{:?}", self.role).to_lowercase()}),
+            st.loaded,
+            json!({
+                "role": role,
+                "snapshot": {
+                    "loaded": st.loaded,
+                    "generation": st.generation,
+                    "built_at": fmt(st.built_at),
+                    "build_failures": st.build_failures,
+                    "last_error": st.last_error,
+                    "last_error_at": st.last_error_at.map(fmt),
+                }
+            }),
         )
     }
 
     fn metrics(&self) -> String {
-        String::new()
+        self.holder.metrics().render()
     }
 }

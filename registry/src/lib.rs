@@ -8,6 +8,7 @@
 //! - [`catalog`]: declarative catalogs (`gatehouse apply`, seeding).
 //! - [`admin`]: the admin HTTP API.
 //! - [`secret`]: API keys and admin tokens.
+//! - [`snapshot`]: the immutable, compiled view the gateway serves from.
 
 pub mod admin;
 pub mod catalog;
@@ -15,6 +16,7 @@ pub mod error;
 pub mod model;
 pub mod secret;
 pub mod service;
+pub mod snapshot;
 pub mod store;
 
 pub use error::RegistryError;

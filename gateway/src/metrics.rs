@@ -1,0 +1,457 @@
+//! Gateway metrics in the Prometheus text exposition format (version 0.0.4), served by the
+//! admin API at `GET /metrics`.
+//!
+//! Hand-rolled on atomics rather than `prometheus-client`: there, a labelled family looks up
+//! an owned label set per observation (allocating `String`s on the hot path). Here a request
+//! resolves its `(api, major)` series once (a read lock and a hash, no allocation once the
+//! series exists), and every later observation is a relaxed `fetch_add`. The label values
+//! come from the snapshot, never from the raw request, so an attacker cannot grow the series
+//! set: requests that match no API share one `api="(none)"` series.
+//!
+//! Series:
+//! - `gatehouse_requests_total{api,major,class,outcome}`: counter.
+//! - `gatehouse_request_duration_seconds{api,major}`: histogram of total latency.
+//! - `gatehouse_overhead_duration_seconds{api,major}`: histogram of the gateway's own time
+//!   (total minus the time waiting for the upstream).
+//! - `gatehouse_upstream_errors_total{kind}`: counter.
+//! - `gatehouse_snapshot_generation`, `gatehouse_snapshot_age_seconds`: gauges;
+//!   `gatehouse_snapshot_build_failures_total`: counter.
+//! - `gatehouse_requests_in_flight`: gauge.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+use time::OffsetDateTime;
+
+/// How a request ended, from the gateway's point of view.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Answered by an upstream.
+    Proxied,
+    /// Answered from the spec's examples (`mock://`).
+    Mocked,
+    /// Refused by the gateway itself (4xx: routing, lifecycle, later identity and limits).
+    Refused,
+    /// The gateway could not get an answer from the upstream (502/503/504).
+    UpstreamFailed,
+    /// The client went away or the gateway failed internally.
+    Aborted,
+}
+
+impl Outcome {
+    const ALL: [Outcome; 5] = [
+        Outcome::Proxied,
+        Outcome::Mocked,
+        Outcome::Refused,
+        Outcome::UpstreamFailed,
+        Outcome::Aborted,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Proxied => "proxied",
+            Outcome::Mocked => "mocked",
+            Outcome::Refused => "refused",
+            Outcome::UpstreamFailed => "upstream_failed",
+            Outcome::Aborted => "aborted",
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// Kinds of upstream failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpstreamErrorKind {
+    ConnectRefused,
+    ConnectTimeout,
+    ConnectOther,
+    ReadTimeout,
+    WriteTimeout,
+    /// The connection broke or the upstream sent something unusable.
+    Protocol,
+    /// No target could be chosen (none registered, none resolvable).
+    NoTarget,
+}
+
+impl UpstreamErrorKind {
+    const ALL: [UpstreamErrorKind; 7] = [
+        UpstreamErrorKind::ConnectRefused,
+        UpstreamErrorKind::ConnectTimeout,
+        UpstreamErrorKind::ConnectOther,
+        UpstreamErrorKind::ReadTimeout,
+        UpstreamErrorKind::WriteTimeout,
+        UpstreamErrorKind::Protocol,
+        UpstreamErrorKind::NoTarget,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UpstreamErrorKind::ConnectRefused => "connect_refused",
+            UpstreamErrorKind::ConnectTimeout => "connect_timeout",
+            UpstreamErrorKind::ConnectOther => "connect_error",
+            UpstreamErrorKind::ReadTimeout => "read_timeout",
+            UpstreamErrorKind::WriteTimeout => "write_timeout",
+            UpstreamErrorKind::Protocol => "protocol",
+            UpstreamErrorKind::NoTarget => "no_target",
+        }
+    }
+}
+
+/// Upper bounds (seconds) of the total-latency buckets.
+const LATENCY_BUCKETS: [f64; 14] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+/// Upper bounds (seconds) of the overhead buckets: the gateway's own time is microseconds.
+const OVERHEAD_BUCKETS: [f64; 12] = [
+    0.000_025, 0.000_05, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+];
+
+/// A fixed-bucket histogram on atomics; sums are kept in microseconds.
+#[derive(Debug)]
+struct Histogram {
+    bounds_us: &'static [u64],
+    buckets: Box<[AtomicU64]>,
+    count: AtomicU64,
+    sum_us: AtomicU64,
+}
+
+fn bounds_us(bounds: &[f64]) -> Vec<u64> {
+    bounds
+        .iter()
+        .map(|b| (b * 1_000_000.0).round() as u64)
+        .collect()
+}
+
+fn latency_bounds_us() -> &'static [u64] {
+    static B: std::sync::OnceLock<Vec<u64>> = std::sync::OnceLock::new();
+    B.get_or_init(|| bounds_us(&LATENCY_BUCKETS))
+}
+
+fn overhead_bounds_us() -> &'static [u64] {
+    static B: std::sync::OnceLock<Vec<u64>> = std::sync::OnceLock::new();
+    B.get_or_init(|| bounds_us(&OVERHEAD_BUCKETS))
+}
+
+impl Histogram {
+    fn new(bounds_us: &'static [u64]) -> Self {
+        Histogram {
+            bounds_us,
+            buckets: (0..bounds_us.len()).map(|_| AtomicU64::new(0)).collect(),
+            count: AtomicU64::new(0),
+            sum_us: AtomicU64::new(0),
+        }
+    }
+
+    fn observe(&self, d: Duration) {
+        let us = u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
+        // Non-cumulative buckets; made cumulative when rendered.
+        let i = self.bounds_us.partition_point(|&b| b < us);
+        if let Some(b) = self.buckets.get(i) {
+            b.fetch_add(1, Ordering::Relaxed);
+        }
+        self.count.fetch_add(1, Ordering::Relaxed);
+        self.sum_us.fetch_add(us, Ordering::Relaxed);
+    }
+
+    fn render(&self, out: &mut String, name: &str, labels: &str, bounds: &[f64]) {
+        let mut cumulative = 0;
+        for (b, bound) in self.buckets.iter().zip(bounds) {
+            cumulative += b.load(Ordering::Relaxed);
+            let _ = writeln!(out, "{name}_bucket{{{labels},le=\"{bound}\"}} {cumulative}");
+        }
+        let count = self.count.load(Ordering::Relaxed);
+        let _ = writeln!(out, "{name}_bucket{{{labels},le=\"+Inf\"}} {count}");
+        let sum = self.sum_us.load(Ordering::Relaxed) as f64 / 1_000_000.0;
+        let _ = writeln!(out, "{name}_sum{{{labels}}} {sum}");
+        let _ = writeln!(out, "{name}_count{{{labels}}} {count}");
+    }
+}
+
+/// The series of one `(api, major)`.
+#[derive(Debug)]
+pub struct RouteSeries {
+    /// `[status class 1..=5][outcome]`.
+    requests: [[AtomicU64; 5]; 5],
+    latency: Histogram,
+    overhead: Histogram,
+}
+
+impl RouteSeries {
+    fn new() -> Self {
+        RouteSeries {
+            requests: Default::default(),
+            latency: Histogram::new(latency_bounds_us()),
+            overhead: Histogram::new(overhead_bounds_us()),
+        }
+    }
+
+    /// Records one finished request.
+    pub fn observe(&self, status: u16, outcome: Outcome, total: Duration, upstream: Duration) {
+        let class = usize::from((status / 100).clamp(1, 5)) - 1;
+        self.requests[class][outcome.index()].fetch_add(1, Ordering::Relaxed);
+        self.latency.observe(total);
+        self.overhead.observe(total.saturating_sub(upstream));
+    }
+}
+
+/// Series by API slug, then by major (few per API: a linear scan beats a second hash).
+type RouteTable = HashMap<String, Vec<(u64, Arc<RouteSeries>)>>;
+
+/// All gateway metrics. Shared behind an `Arc` by the proxy, the holder and the admin API.
+#[derive(Debug)]
+pub struct Metrics {
+    routes: RwLock<RouteTable>,
+    unrouted: Arc<RouteSeries>,
+    upstream_errors: [AtomicU64; 7],
+    in_flight: AtomicI64,
+    snapshot_generation: AtomicI64,
+    snapshot_built_at_ms: AtomicI64,
+    snapshot_failures: AtomicU64,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        Metrics {
+            routes: RwLock::new(HashMap::new()),
+            unrouted: Arc::new(RouteSeries::new()),
+            upstream_errors: Default::default(),
+            in_flight: AtomicI64::new(0),
+            snapshot_generation: AtomicI64::new(0),
+            snapshot_built_at_ms: AtomicI64::new(0),
+            snapshot_failures: AtomicU64::new(0),
+        }
+    }
+
+    /// The series of a routed request; created on first use.
+    pub fn route(&self, api: &str, major: u64) -> Arc<RouteSeries> {
+        {
+            let routes = self.routes.read().unwrap_or_else(|e| e.into_inner());
+            if let Some(s) = routes
+                .get(api)
+                .and_then(|v| v.iter().find(|(m, _)| *m == major))
+            {
+                return s.1.clone();
+            }
+        }
+        let mut routes = self.routes.write().unwrap_or_else(|e| e.into_inner());
+        let majors = routes.entry(api.to_owned()).or_default();
+        if let Some((_, s)) = majors.iter().find(|(m, _)| *m == major) {
+            return s.clone();
+        }
+        let s = Arc::new(RouteSeries::new());
+        majors.push((major, s.clone()));
+        s
+    }
+
+    /// The series of requests that matched no API.
+    pub fn unrouted(&self) -> Arc<RouteSeries> {
+        self.unrouted.clone()
+    }
+
+    pub fn upstream_error(&self, kind: UpstreamErrorKind) {
+        if let Some(c) = self.upstream_errors.get(kind as usize) {
+            c.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    pub fn request_started(&self) {
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn request_finished(&self) {
+        self.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    pub fn record_snapshot(&self, generation: i64, built_at: OffsetDateTime) {
+        self.snapshot_generation
+            .store(generation, Ordering::Relaxed);
+        let ms = i64::try_from(built_at.unix_timestamp_nanos() / 1_000_000).unwrap_or(0);
+        self.snapshot_built_at_ms.store(ms, Ordering::Relaxed);
+    }
+
+    pub fn record_snapshot_failure(&self) {
+        self.snapshot_failures.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The Prometheus text exposition of every series.
+    pub fn render(&self) -> String {
+        self.render_at(OffsetDateTime::now_utc())
+    }
+
+    fn render_at(&self, now: OffsetDateTime) -> String {
+        let mut out = String::with_capacity(4096);
+        let mut series: Vec<(String, String, Arc<RouteSeries>)> = {
+            let routes = self.routes.read().unwrap_or_else(|e| e.into_inner());
+            routes
+                .iter()
+                .flat_map(|(api, majors)| {
+                    majors
+                        .iter()
+                        .map(move |(m, s)| (escape(api), m.to_string(), s.clone()))
+                })
+                .collect()
+        };
+        series.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+        series.push(("(none)".into(), String::new(), self.unrouted.clone()));
+
+        out.push_str(
+            "# HELP gatehouse_requests_total Requests by API, major, status class and outcome.\n",
+        );
+        out.push_str("# TYPE gatehouse_requests_total counter\n");
+        for (api, major, s) in &series {
+            for (class, row) in s.requests.iter().enumerate() {
+                for outcome in Outcome::ALL {
+                    let n = row[outcome.index()].load(Ordering::Relaxed);
+                    if n > 0 {
+                        let _ = writeln!(
+                            out,
+                            "gatehouse_requests_total{{api=\"{api}\",major=\"{major}\",class=\"{}xx\",outcome=\"{}\"}} {n}",
+                            class + 1,
+                            outcome.as_str()
+                        );
+                    }
+                }
+            }
+        }
+        for (name, help, pick, bounds) in [
+            (
+                "gatehouse_request_duration_seconds",
+                "Total time from request to the end of the response.",
+                0,
+                &LATENCY_BUCKETS[..],
+            ),
+            (
+                "gatehouse_overhead_duration_seconds",
+                "The gateway's own time: total minus the time spent waiting for the upstream.",
+                1,
+                &OVERHEAD_BUCKETS[..],
+            ),
+        ] {
+            let _ = writeln!(out, "# HELP {name} {help}");
+            let _ = writeln!(out, "# TYPE {name} histogram");
+            for (api, major, s) in &series {
+                let h = if pick == 0 { &s.latency } else { &s.overhead };
+                if h.count.load(Ordering::Relaxed) == 0 {
+                    continue;
+                }
+                h.render(
+                    &mut out,
+                    name,
+                    &format!("api=\"{api}\",major=\"{major}\""),
+                    bounds,
+                );
+            }
+        }
+        out.push_str("# HELP gatehouse_upstream_errors_total Failed upstream attempts by kind.\n");
+        out.push_str("# TYPE gatehouse_upstream_errors_total counter\n");
+        for kind in UpstreamErrorKind::ALL {
+            let n = self.upstream_errors[kind as usize].load(Ordering::Relaxed);
+            let _ = writeln!(
+                out,
+                "gatehouse_upstream_errors_total{{kind=\"{}\"}} {n}",
+                kind.as_str()
+            );
+        }
+        let generation = self.snapshot_generation.load(Ordering::Relaxed);
+        let built_ms = self.snapshot_built_at_ms.load(Ordering::Relaxed);
+        let now_ms = i64::try_from(now.unix_timestamp_nanos() / 1_000_000).unwrap_or(0);
+        let age = if built_ms == 0 {
+            0.0
+        } else {
+            (now_ms - built_ms).max(0) as f64 / 1000.0
+        };
+        let _ = write!(
+            out,
+            "# HELP gatehouse_requests_in_flight Requests being served.\n\
+             # TYPE gatehouse_requests_in_flight gauge\n\
+             gatehouse_requests_in_flight {}\n\
+             # HELP gatehouse_snapshot_generation Registry generation of the snapshot being served.\n\
+             # TYPE gatehouse_snapshot_generation gauge\n\
+             gatehouse_snapshot_generation {generation}\n\
+             # HELP gatehouse_snapshot_age_seconds Seconds since the snapshot being served was built.\n\
+             # TYPE gatehouse_snapshot_age_seconds gauge\n\
+             gatehouse_snapshot_age_seconds {age}\n\
+             # HELP gatehouse_snapshot_build_failures_total Snapshot builds that failed (the previous snapshot kept serving).\n\
+             # TYPE gatehouse_snapshot_build_failures_total counter\n\
+             gatehouse_snapshot_build_failures_total {}\n",
+            self.in_flight.load(Ordering::Relaxed),
+            self.snapshot_failures.load(Ordering::Relaxed),
+        );
+        out
+    }
+}
+
+/// Escapes a label value (backslash, double quote, newline).
+fn escape(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    #[test]
+    fn renders_counters_histograms_and_gauges() {
+        let m = Metrics::new();
+        let s = m.route("inventory", 2);
+        s.observe(
+            200,
+            Outcome::Proxied,
+            Duration::from_micros(1_800),
+            Duration::from_micros(1_700),
+        );
+        s.observe(
+            404,
+            Outcome::Refused,
+            Duration::from_micros(30),
+            Duration::ZERO,
+        );
+        assert!(Arc::ptr_eq(&s, &m.route("inventory", 2)));
+        m.unrouted().observe(
+            404,
+            Outcome::Refused,
+            Duration::from_micros(20),
+            Duration::ZERO,
+        );
+        m.upstream_error(UpstreamErrorKind::ConnectRefused);
+        m.record_snapshot(7, datetime!(2026-03-02 12:00 UTC));
+        m.record_snapshot_failure();
+        let text = m.render_at(datetime!(2026-03-02 12:00:03 UTC));
+        for line in [
+            "gatehouse_requests_total{api=\"inventory\",major=\"2\",class=\"2xx\",outcome=\"proxied\"} 1",
+            "gatehouse_requests_total{api=\"inventory\",major=\"2\",class=\"4xx\",outcome=\"refused\"} 1",
+            "gatehouse_requests_total{api=\"(none)\",major=\"\",class=\"4xx\",outcome=\"refused\"} 1",
+            "gatehouse_request_duration_seconds_bucket{api=\"inventory\",major=\"2\",le=\"0.0025\"} 2",
+            "gatehouse_request_duration_seconds_bucket{api=\"inventory\",major=\"2\",le=\"0.001\"} 1",
+            "gatehouse_request_duration_seconds_count{api=\"inventory\",major=\"2\"} 2",
+            "gatehouse_overhead_duration_seconds_bucket{api=\"inventory\",major=\"2\",le=\"0.000025\"} 0",
+            "gatehouse_overhead_duration_seconds_bucket{api=\"inventory\",major=\"2\",le=\"0.00005\"} 1",
+            "gatehouse_overhead_duration_seconds_bucket{api=\"inventory\",major=\"2\",le=\"0.0001\"} 2",
+            "gatehouse_upstream_errors_total{kind=\"connect_refused\"} 1",
+            "gatehouse_snapshot_generation 7",
+            "gatehouse_snapshot_age_seconds 3",
+            "gatehouse_snapshot_build_failures_total 1",
+        ] {
+            assert!(text.lines().any(|l| l == line), "missing {line}\n{text}");
+        }
+        // Every sample line is `name{labels} value` or `name value`.
+        for l in text.lines().filter(|l| !l.starts_with('#')) {
+            let (_, value) = l.rsplit_once(' ').unwrap();
+            assert!(value.parse::<f64>().is_ok(), "{l}");
+        }
+    }
+}

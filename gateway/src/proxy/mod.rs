@@ -1,0 +1,613 @@
+//! The gateway's one Pingora `ProxyHttp` implementation. Each hook is thin: it calls one named
+//! function per concern and keeps what later hooks need in the typed [`RequestCtx`].
+//!
+//! Hooks in the order Pingora runs them, and the check each one owns:
+//!
+//! | hook | runs | owns |
+//! | --- | --- | --- |
+//! | `new_ctx` | per request, first | start time, empty context |
+//! | `request_filter` | after the request header is read | request id and trace, [`route`] (404/405/410, 400 on bad paths), later `authenticate`, `rate_limit`, `validate`; answers `mock://` targets and every refusal itself |
+//! | `upstream_peer` | before each attempt (again on retry) | weighted target choice with passive health, timeouts |
+//! | `fail_to_connect` | a connection attempt failed | health, metrics, retry decision (idempotent, another target) |
+//! | `upstream_request_filter` | before the request header goes upstream | upstream path (base + operation path), `Host`, forwarding and trace headers, credentials removed |
+//! | `error_while_proxy` | an error after the connection was made | health, metrics, retry only for an idempotent request on a reused connection before anything was answered |
+//! | `upstream_response_filter` | upstream response header arrived | target marked healthy |
+//! | `upstream_response_body_filter` | per response body chunk | end of upstream time (for the overhead metric) |
+//! | `response_filter` | before the response header goes downstream | `X-Request-Id`, lifecycle headers, hop-by-hop fields removed |
+//! | `fail_to_proxy` | the request failed for good | the 502/503/504 problem+json answer |
+//! | `logging` | once, at the very end | metrics (later: the access record) |
+
+mod headers;
+mod respond;
+mod route;
+mod upstream;
+
+pub use headers::{CREDENTIAL_HEADERS, MockPreference};
+pub use respond::{GatewayError, Reply};
+pub use route::{Refusal, Routed, route};
+
+use crate::holder::{Live, SnapshotHolder};
+use crate::metrics::{Metrics, Outcome, RouteSeries, UpstreamErrorKind};
+use async_trait::async_trait;
+use bytes::Bytes;
+use gatehouse_registry::snapshot::{TargetKind, UpstreamEntry};
+use pingora::http::{RequestHeader, ResponseHeader};
+use pingora::proxy::{FailToProxy, HttpProxy, ProxyHttp, Session};
+use pingora::server::configuration::ServerConf;
+use pingora::services::listening::Service;
+use pingora::upstreams::peer::HttpPeer;
+use pingora::{Error, ErrorType};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+/// The most attempts one request makes (first try plus retries).
+const MAX_ATTEMPTS: usize = 3;
+
+/// The gateway proxy: reads the live snapshot, never the store.
+#[derive(Debug)]
+pub struct Gateway {
+    holder: Arc<SnapshotHolder>,
+    metrics: Arc<Metrics>,
+}
+
+impl Gateway {
+    pub fn new(holder: Arc<SnapshotHolder>) -> Self {
+        let metrics = holder.metrics().clone();
+        Gateway { holder, metrics }
+    }
+}
+
+/// The Pingora service of the gateway, listening on `listen` (e.g. `127.0.0.1:8080`), for the
+/// caller to add to its `pingora::server::Server`.
+///
+/// Recommended `ServerConf` (see `bench/README.md` for the measurements behind it):
+/// `threads` = the cores given to the proxy, `work_stealing: false` (each thread keeps its own
+/// connections; less cross-thread wake-up), `grace_period_seconds: Some(1..5)` and
+/// `graceful_shutdown_timeout_seconds: Some(5..30)`: on SIGTERM in-flight requests finish,
+/// and tests stop quickly with SIGINT.
+pub fn proxy_service(
+    server_conf: &Arc<ServerConf>,
+    holder: Arc<SnapshotHolder>,
+    listen: &str,
+) -> Service<HttpProxy<Gateway>> {
+    let mut svc = pingora::proxy::http_proxy_service_with_name(
+        server_conf,
+        Gateway::new(holder),
+        "gatehouse proxy",
+    );
+    svc.add_tcp(listen);
+    svc
+}
+
+/// Per-request state shared by the hooks.
+#[derive(Debug)]
+pub struct RequestCtx {
+    started: Instant,
+    /// `X-Request-Id`: the client's, or a new UUIDv7.
+    pub request_id: String,
+    /// The `traceparent` forwarded upstream.
+    pub trace: Option<headers::Trace>,
+    /// The snapshot this request is served from (kept for its whole life).
+    live: Option<Arc<Live>>,
+    /// The matched operation, once routing succeeded.
+    pub routed: Option<Routed>,
+    /// The target of the current attempt.
+    chosen: Option<upstream::Chosen>,
+    /// Target slots already tried.
+    tried: Vec<usize>,
+    /// Upstream attempts made.
+    attempts: usize,
+    /// The last upstream failure seen.
+    last_failure: Option<UpstreamErrorKind>,
+    upstream_started: Option<Instant>,
+    upstream_time: Duration,
+    /// Set when the gateway answered by itself.
+    outcome: Option<Outcome>,
+    series: Option<Arc<RouteSeries>>,
+}
+
+impl RequestCtx {
+    fn new() -> Self {
+        RequestCtx {
+            started: Instant::now(),
+            request_id: String::new(),
+            trace: None,
+            live: None,
+            routed: None,
+            chosen: None,
+            tried: Vec::new(),
+            attempts: 0,
+            last_failure: None,
+            upstream_started: None,
+            upstream_time: Duration::ZERO,
+            outcome: None,
+            series: None,
+        }
+    }
+
+    fn upstream(&self) -> Option<&Arc<UpstreamEntry>> {
+        self.routed.as_ref()?.major.upstream.as_ref()
+    }
+
+    fn idempotent(&self) -> bool {
+        self.routed
+            .as_ref()
+            .and_then(Routed::operation)
+            .is_some_and(|o| o.idempotent)
+    }
+
+    fn stop_upstream_clock(&mut self) {
+        if let Some(s) = self.upstream_started.take() {
+            self.upstream_time += s.elapsed();
+        }
+    }
+}
+
+impl Gateway {
+    /// Request id and trace context: kept from the client when valid, made otherwise.
+    fn identify(session: &Session, ctx: &mut RequestCtx) {
+        let req = session.req_header();
+        ctx.request_id = req
+            .headers
+            .get("x-request-id")
+            .and_then(|v| headers::accept_request_id(v.as_bytes()))
+            .map_or_else(headers::new_request_id, str::to_owned);
+        ctx.trace = Some(headers::trace_context(
+            req.headers.get("traceparent").map(|v| v.as_bytes()),
+        ));
+    }
+
+    /// Routing: the API, the major, the lifecycle verdict, the operation.
+    fn route(&self, session: &Session, ctx: &mut RequestCtx) -> Result<(), GatewayError> {
+        let live = self.holder.load();
+        let req = session.req_header();
+        let api_version = req.headers.get("api-version").and_then(|v| v.to_str().ok());
+        let result = route::route(
+            &live,
+            &req.method,
+            req.uri.path(),
+            api_version,
+            SystemTime::now(),
+        );
+        ctx.live = Some(live);
+        match result {
+            Ok(routed) => {
+                ctx.series = Some(self.metrics.route(&routed.major.api, routed.major.major));
+                ctx.routed = Some(routed);
+                Ok(())
+            }
+            Err(refusal) => {
+                ctx.series = Some(match refusal.major() {
+                    Some(m) => self.metrics.route(&m.api, m.major),
+                    None => self.metrics.unrouted(),
+                });
+                Err(GatewayError::Route(refusal))
+            }
+        }
+    }
+
+    // ROOM(identity): `fn authenticate(&self, session, ctx) -> Result<(), GatewayError>`.
+    // ROOM(limits): `fn rate_limit(&self, session, ctx) -> Result<(), GatewayError>`.
+    // ROOM(validation): `fn validate(&self, session, ctx) -> Result<(), GatewayError>`.
+
+    /// Picks the target of the next attempt.
+    fn select_target(ctx: &mut RequestCtx) -> Result<upstream::Chosen, GatewayError> {
+        let no_upstream = |ctx: &RequestCtx| match &ctx.routed {
+            Some(r) => GatewayError::NoUpstream {
+                api: r.major.api.clone(),
+                major: r.major.major,
+            },
+            None => GatewayError::Internal,
+        };
+        let (Some(live), Some(up)) = (ctx.live.as_ref(), ctx.upstream()) else {
+            return Err(no_upstream(ctx));
+        };
+        match upstream::choose(live, up, &ctx.tried) {
+            Some(c) => {
+                ctx.tried.push(c.slot);
+                ctx.chosen = Some(c);
+                Ok(c)
+            }
+            None => Err(no_upstream(ctx)),
+        }
+    }
+
+    /// Answers from the operation's examples (`mock://`).
+    fn mock_reply(session: &Session, ctx: &RequestCtx) -> Reply {
+        let Some(routed) = ctx.routed.as_ref() else {
+            return GatewayError::Internal.reply(&ctx.request_id, SystemTime::now());
+        };
+        let Some(op) = routed.operation() else {
+            return GatewayError::Internal.reply(&ctx.request_id, SystemTime::now());
+        };
+        let pref = headers::mock_preference(
+            session
+                .req_header()
+                .headers
+                .get_all("prefer")
+                .iter()
+                .map(|v| v.as_bytes()),
+        );
+        match op.mocks.select(pref.code, pref.example.as_deref()) {
+            Some((example, honoured)) => {
+                let mut headers = routed.major.lifecycle_headers.clone();
+                if honoured {
+                    let applied = match (&pref.example, pref.code) {
+                        (Some(name), _) if example.name.as_deref() == Some(name.as_str()) => {
+                            format!("example={name}")
+                        }
+                        _ => format!("code={}", example.status),
+                    };
+                    headers.push(("preference-applied", applied));
+                }
+                Reply {
+                    status: example.status,
+                    headers,
+                    content_type: example.content_type.clone(),
+                    body: example.body.clone(),
+                }
+            }
+            None => GatewayError::NoMockResponse {
+                operation: op.name.clone(),
+            }
+            .reply(&ctx.request_id, SystemTime::now()),
+        }
+    }
+
+    /// Writes a complete answer of the gateway's own.
+    async fn send(session: &mut Session, ctx: &RequestCtx, reply: Reply) -> pingora::Result<()> {
+        let mut h = ResponseHeader::build(reply.status, Some(reply.headers.len() + 3))?;
+        h.insert_header("x-request-id", ctx.request_id.as_str())?;
+        if let Some(ct) = &reply.content_type {
+            h.insert_header("content-type", ct.as_str())?;
+        }
+        for (name, value) in &reply.headers {
+            h.append_header(*name, value.as_str())?;
+        }
+        let bodyless = reply.status == 204 || reply.status == 304;
+        if !bodyless {
+            h.insert_header("content-length", reply.body.len().to_string())?;
+        }
+        let head = session.req_header().method == http::Method::HEAD;
+        let send_body = !head && !bodyless && !reply.body.is_empty();
+        session
+            .write_response_header(Box::new(h), !send_body)
+            .await?;
+        if send_body {
+            session.write_response_body(Some(reply.body), true).await?;
+        }
+        Ok(())
+    }
+
+    /// Records one failed attempt at the current target.
+    fn attempt_failed(&self, ctx: &mut RequestCtx, kind: UpstreamErrorKind) {
+        ctx.stop_upstream_clock();
+        ctx.last_failure = Some(kind);
+        self.metrics.upstream_error(kind);
+        if let (Some(live), Some(c)) = (&ctx.live, ctx.chosen)
+            && let Some(h) = live.health.get(c.slot)
+            && h.record_failure()
+        {
+            tracing::warn!(
+                target_url = ctx
+                    .upstream()
+                    .and_then(|u| u.targets.get(c.index))
+                    .map_or("", |t| t.url.as_str()),
+                kind = kind.as_str(),
+                "upstream target ejected for a while after consecutive failures"
+            );
+        }
+    }
+
+    /// Whether a failed attempt may be retried on another target.
+    fn may_retry(ctx: &RequestCtx) -> bool {
+        ctx.idempotent()
+            && ctx.tried.len() < MAX_ATTEMPTS
+            && match (&ctx.live, ctx.upstream()) {
+                (Some(live), Some(up)) => upstream::has_untried(live, up, &ctx.tried),
+                _ => false,
+            }
+    }
+}
+
+#[async_trait]
+impl ProxyHttp for Gateway {
+    type CTX = RequestCtx;
+
+    /// Runs first for every request. Default state; no I/O.
+    fn new_ctx(&self) -> RequestCtx {
+        self.metrics.request_started();
+        RequestCtx::new()
+    }
+
+    /// Runs once the request header is read, before any upstream work. Owns identification,
+    /// routing and (in later issues) authentication, rate limits and validation. Every
+    /// refusal and every `mock://` answer is written here, and `true` ends the request.
+    async fn request_filter(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+    ) -> pingora::Result<bool> {
+        Self::identify(session, ctx);
+        let checked = self
+            .route(session, ctx)
+            .and_then(|()| Self::select_target(ctx));
+        match checked {
+            Ok(chosen) if chosen.mock => {
+                let reply = Self::mock_reply(session, ctx);
+                ctx.outcome = Some(if reply.status < 500 {
+                    Outcome::Mocked
+                } else {
+                    Outcome::UpstreamFailed
+                });
+                Self::send(session, ctx, reply).await?;
+                Ok(true)
+            }
+            Ok(_) => Ok(false),
+            Err(e) => {
+                let reply = e.reply(&ctx.request_id, SystemTime::now());
+                ctx.outcome = Some(if reply.status >= 500 {
+                    if matches!(e, GatewayError::NoUpstream { .. }) {
+                        self.metrics.upstream_error(UpstreamErrorKind::NoTarget);
+                    }
+                    Outcome::UpstreamFailed
+                } else {
+                    Outcome::Refused
+                });
+                Self::send(session, ctx, reply).await?;
+                Ok(true)
+            }
+        }
+    }
+
+    /// Runs before each attempt. The first attempt uses the target `request_filter` chose;
+    /// a retry chooses another one that was not tried yet.
+    async fn upstream_peer(
+        &self,
+        _session: &mut Session,
+        ctx: &mut RequestCtx,
+    ) -> pingora::Result<Box<HttpPeer>> {
+        if ctx.attempts > 0 {
+            // A retry: the previous attempt's target is in `tried` already.
+            ctx.stop_upstream_clock();
+            Self::select_target(ctx).map_err(|_| Error::new(ErrorType::ConnectError).into_up())?;
+        }
+        ctx.attempts += 1;
+        ctx.upstream_started = Some(Instant::now());
+        let (Some(live), Some(up), Some(c)) = (ctx.live.as_ref(), ctx.upstream(), ctx.chosen)
+        else {
+            return Err(Error::new(ErrorType::InternalError));
+        };
+        let addr = live
+            .addrs
+            .get(c.slot)
+            .copied()
+            .flatten()
+            .filter(|_| {
+                up.targets
+                    .get(c.index)
+                    .is_some_and(|t| matches!(t.kind, TargetKind::Http(_)))
+            })
+            .ok_or_else(|| Error::new(ErrorType::ConnectNoRoute).into_up())?;
+        Ok(Box::new(upstream::peer(addr, up)))
+    }
+
+    /// Runs when connecting to the chosen target failed. Nothing was sent, so an idempotent
+    /// request may be retried on another target.
+    fn fail_to_connect(
+        &self,
+        _session: &mut Session,
+        _peer: &HttpPeer,
+        ctx: &mut RequestCtx,
+        mut e: Box<Error>,
+    ) -> Box<Error> {
+        let kind = upstream::classify(&e).unwrap_or(UpstreamErrorKind::ConnectOther);
+        self.attempt_failed(ctx, kind);
+        e.set_retry(Self::may_retry(ctx));
+        e
+    }
+
+    /// Runs before the request header goes upstream: the upstream path, `Host`, forwarding
+    /// and trace headers; the client's credentials are removed here.
+    async fn upstream_request_filter(
+        &self,
+        session: &mut Session,
+        upstream_request: &mut RequestHeader,
+        ctx: &mut RequestCtx,
+    ) -> pingora::Result<()> {
+        let (Some(routed), Some(up), Some(c)) = (ctx.routed.as_ref(), ctx.upstream(), ctx.chosen)
+        else {
+            return Err(Error::new(ErrorType::InternalError));
+        };
+        let Some(TargetKind::Http(target)) = up.targets.get(c.index).map(|t| &t.kind) else {
+            return Err(Error::new(ErrorType::InternalError));
+        };
+        let mut path =
+            gatehouse_policies::routing::join_upstream_path(&target.base_path, &routed.rest);
+        if let Some(q) = session.req_header().uri.query() {
+            path.push('?');
+            path.push_str(q);
+        }
+        let uri = http::Uri::try_from(path).map_err(|_| Error::new(ErrorType::InternalError))?;
+        upstream_request.set_uri(uri);
+        for name in CREDENTIAL_HEADERS {
+            upstream_request.remove_header(name);
+        }
+        let original_host = session
+            .req_header()
+            .headers
+            .get(http::header::HOST)
+            .cloned();
+        upstream_request.insert_header(http::header::HOST, target.authority.as_str())?;
+        upstream_request.insert_header("x-request-id", ctx.request_id.as_str())?;
+        if let Some(t) = &ctx.trace {
+            upstream_request.insert_header("traceparent", t.traceparent.as_str())?;
+        }
+        let client_ip = session
+            .client_addr()
+            .and_then(|a| a.as_inet())
+            .map(|a| a.ip());
+        if let Some(xff) = headers::forwarded_for(
+            session
+                .req_header()
+                .headers
+                .get("x-forwarded-for")
+                .map(|v| v.as_bytes()),
+            client_ip,
+        ) {
+            upstream_request.insert_header("x-forwarded-for", xff)?;
+        }
+        upstream_request.insert_header("x-forwarded-proto", "http")?;
+        match original_host {
+            Some(h) => upstream_request.insert_header("x-forwarded-host", h)?,
+            None => {
+                upstream_request.remove_header("x-forwarded-host");
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs on an error after the connection was made. Retried only for an idempotent request
+    /// whose failure Pingora marks retryable (a reused pooled connection that the upstream had
+    /// closed: nothing of the request was processed) and only before any answer was relayed.
+    fn error_while_proxy(
+        &self,
+        peer: &HttpPeer,
+        session: &mut Session,
+        e: Box<Error>,
+        ctx: &mut RequestCtx,
+        client_reused: bool,
+    ) -> Box<Error> {
+        let mut e = e.more_context(format!("peer {peer}"));
+        let kind = upstream::classify(&e).unwrap_or(UpstreamErrorKind::Protocol);
+        if *e.esource() == pingora::ErrorSource::Upstream {
+            self.attempt_failed(ctx, kind);
+        }
+        let nothing_relayed = session.response_written().is_none();
+        if nothing_relayed && Self::may_retry(ctx) && !session.as_ref().retry_buffer_truncated() {
+            e.retry.decide_reuse(client_reused);
+        } else {
+            e.set_retry(false);
+        }
+        e
+    }
+
+    /// Runs when the upstream's response header arrives: the target answered.
+    async fn upstream_response_filter(
+        &self,
+        _session: &mut Session,
+        _upstream_response: &mut ResponseHeader,
+        ctx: &mut RequestCtx,
+    ) -> pingora::Result<()> {
+        if let (Some(live), Some(c)) = (&ctx.live, ctx.chosen)
+            && let Some(h) = live.health.get(c.slot)
+        {
+            h.record_success();
+        }
+        Ok(())
+    }
+
+    /// Runs per upstream body chunk; the last one stops the upstream clock.
+    fn upstream_response_body_filter(
+        &self,
+        _session: &mut Session,
+        _body: &mut Option<Bytes>,
+        end_of_stream: bool,
+        ctx: &mut RequestCtx,
+    ) -> pingora::Result<Option<Duration>> {
+        if end_of_stream {
+            ctx.stop_upstream_clock();
+        }
+        Ok(None)
+    }
+
+    /// Runs before a relayed response header goes downstream: request id, lifecycle headers,
+    /// hop-by-hop fields removed.
+    async fn response_filter(
+        &self,
+        _session: &mut Session,
+        upstream_response: &mut ResponseHeader,
+        ctx: &mut RequestCtx,
+    ) -> pingora::Result<()> {
+        for name in headers::HOP_BY_HOP_RESPONSE {
+            upstream_response.remove_header(name);
+        }
+        upstream_response.insert_header("x-request-id", ctx.request_id.as_str())?;
+        if let Some(r) = &ctx.routed {
+            for (name, value) in &r.major.lifecycle_headers {
+                upstream_response.insert_header(*name, value.as_str())?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs when the request failed for good: answers 502/503/504 problem+json when nothing
+    /// was sent downstream yet (500 for the gateway's own failures).
+    async fn fail_to_proxy(
+        &self,
+        session: &mut Session,
+        e: &Error,
+        ctx: &mut RequestCtx,
+    ) -> FailToProxy {
+        ctx.stop_upstream_clock();
+        if ctx.request_id.is_empty() {
+            Self::identify(session, ctx);
+        }
+        let error = match (upstream::classify(e).or(ctx.last_failure), e.esource()) {
+            (_, pingora::ErrorSource::Downstream) => None,
+            (Some(kind), _) => {
+                let (api, major) = ctx
+                    .routed
+                    .as_ref()
+                    .map(|r| (r.major.api.clone(), r.major.major))
+                    .unwrap_or_default();
+                ctx.outcome = Some(Outcome::UpstreamFailed);
+                Some(GatewayError::Upstream { kind, api, major })
+            }
+            (None, _) => {
+                ctx.outcome = Some(Outcome::Aborted);
+                Some(GatewayError::Internal)
+            }
+        };
+        let Some(error) = error else {
+            ctx.outcome = Some(Outcome::Aborted);
+            return FailToProxy {
+                error_code: 0,
+                can_reuse_downstream: false,
+            };
+        };
+        if session.response_written().is_some() {
+            return FailToProxy {
+                error_code: 0,
+                can_reuse_downstream: false,
+            };
+        }
+        let reply = error.reply(&ctx.request_id, SystemTime::now());
+        let status = reply.status;
+        // Pingora closes the downstream connection after a failed proxy attempt; say so, or a
+        // pooling client reuses the socket and sees a reset.
+        session.set_keepalive(None);
+        if let Err(write_error) = Self::send(session, ctx, reply).await {
+            tracing::debug!(error = %write_error, "could not send the error answer");
+        }
+        FailToProxy {
+            error_code: status,
+            can_reuse_downstream: false,
+        }
+    }
+
+    /// Runs once per request at the very end, whatever happened: metrics (and, in a later
+    /// issue, the access record).
+    async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {
+        self.metrics.request_finished();
+        ctx.stop_upstream_clock();
+        let status = session.response_written().map_or(0, |r| r.status.as_u16());
+        let outcome = ctx.outcome.unwrap_or(if e.is_some() || status == 0 {
+            Outcome::Aborted
+        } else {
+            Outcome::Proxied
+        });
+        let series = ctx.series.take().unwrap_or_else(|| self.metrics.unrouted());
+        series.observe(status, outcome, ctx.started.elapsed(), ctx.upstream_time);
+    }
+}

@@ -1,0 +1,1021 @@
+//! The compiled snapshot: everything the gateway's hot path reads, built once from the
+//! registry's [`Contents`] and then never changed.
+//!
+//! **Invariant:** a `Snapshot` is immutable after [`Snapshot::compile`]; the gateway shares it
+//! behind an `Arc` and swaps whole snapshots atomically. Nothing here does I/O or reads the
+//! clock (`now` is a parameter), so a snapshot built twice from the same contents is the same.
+//!
+//! Per API it holds the routable majors: for each major, the latest version that is not a
+//! draft (drafts are never routable; a retired latest version stays routable only to answer
+//! 410). Per major: the parsed OpenAPI [`Document`], a compiled `matchit` router over the
+//! spec's path templates, per-operation data (name, idempotency, mock examples), the
+//! lifecycle (headers computed once, the 410 decision left to request time), and the
+//! upstream (weighted targets, timeouts).
+
+use crate::model::{Contents, LifecycleState, Upstream, Version};
+use bytes::Bytes;
+use gatehouse_policies::lifecycle::{Lifecycle, Stage, Window};
+use gatehouse_policies::openapi::{self, Document, Method, Operation, ResponseStatus, SpecError};
+use gatehouse_policies::routing::VersionPolicy;
+use std::collections::{BTreeMap, HashMap};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+use time::OffsetDateTime;
+
+/// Why a snapshot could not be built. The gateway keeps serving the previous one.
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotError {
+    #[error("the stored spec of {api} {version} is not JSON: {source}")]
+    SpecJson {
+        api: String,
+        version: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("the stored spec of {api} {version} is not a valid OpenAPI document: {source}")]
+    Spec {
+        api: String,
+        version: String,
+        #[source]
+        source: SpecError,
+    },
+    #[error("{api} {version}: path `{template}` cannot be routed: {source}")]
+    Route {
+        api: String,
+        version: String,
+        template: String,
+        #[source]
+        source: matchit::InsertError,
+    },
+    #[error("{api} major {major}: upstream target `{url}`: {source}")]
+    Target {
+        api: String,
+        major: u64,
+        url: String,
+        #[source]
+        source: TargetUrlError,
+    },
+    #[error("version {api} {version} belongs to no registered API")]
+    OrphanVersion { api: String, version: String },
+}
+
+/// Why an upstream target URL is not usable.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TargetUrlError {
+    #[error("not a URL")]
+    NotAUrl,
+    #[error("scheme `{scheme}` is not supported: use http:// or mock://")]
+    Scheme { scheme: String },
+    #[error("the URL has no host")]
+    NoHost,
+    #[error("the URL must not carry a query or a fragment")]
+    QueryOrFragment,
+}
+
+/// The compiled, immutable view of the registry that the gateway serves from.
+#[derive(Debug)]
+pub struct Snapshot {
+    /// The change-log sequence the contents reflect.
+    pub generation: i64,
+    /// When this snapshot was compiled.
+    pub built_at: OffsetDateTime,
+    apis: HashMap<String, ApiEntry>,
+    /// Every distinct upstream target (by URL); [`TargetEntry::slot`] indexes it. The gateway
+    /// keeps per-target state (passive health) aligned with this list across snapshots.
+    pub target_urls: Vec<String>,
+    // ROOM(identity, next issue): API-key hashes → consumer, trusted JWT issuers and keys.
+    // ROOM(limits): plans and subscriptions compiled per (consumer, API).
+    // ROOM(validation): per-operation compiled validators live in `OperationEntry`.
+}
+
+/// One capability API and its routable majors.
+#[derive(Debug)]
+pub struct ApiEntry {
+    pub slug: String,
+    pub title: String,
+    /// Header routing and default major.
+    pub policy: VersionPolicy,
+    pub majors: BTreeMap<u64, Arc<MajorEntry>>,
+}
+
+impl ApiEntry {
+    /// The routable majors, ascending (for "unknown major" answers).
+    pub fn available_majors(&self) -> Vec<u64> {
+        self.majors.keys().copied().collect()
+    }
+}
+
+/// One routable major of an API: the version that answers for `/{api}/v{major}`.
+#[derive(Debug)]
+pub struct MajorEntry {
+    pub api: String,
+    pub major: u64,
+    /// The semantic version serving this major, e.g. `2.1.0`.
+    pub version: String,
+    pub lifecycle: Lifecycle,
+    /// The lifecycle response headers (`deprecation`, `sunset`, `link`), computed once.
+    pub lifecycle_headers: Vec<(&'static str, String)>,
+    /// The successor as a URI reference (`/inventory/v2`), when one is named.
+    pub successor: Option<String>,
+    pub document: Arc<Document>,
+    router: matchit::Router<usize>,
+    pub paths: Vec<PathEntry>,
+    /// Where requests go; `None` when no upstream is registered for this major (503).
+    pub upstream: Option<Arc<UpstreamEntry>>,
+}
+
+/// One path template of a spec.
+#[derive(Debug)]
+pub struct PathEntry {
+    /// The template as written in the spec, e.g. `/orders/{order_number}`.
+    pub template: String,
+    pub operations: Vec<OperationEntry>,
+    /// The `Allow` header value for a 405: the defined methods, e.g. `GET, POST`.
+    pub allow: String,
+    /// Router parameter names (positional, `p<segment>`) → the spec's names.
+    param_names: Vec<(String, String)>,
+}
+
+/// One operation, with what the gateway needs at request time.
+#[derive(Debug)]
+pub struct OperationEntry {
+    pub method: Method,
+    /// The operation id, or `METHOD /path`: for logs and metrics.
+    pub name: String,
+    /// Whether a failed attempt may be retried (RFC 9110 idempotent methods).
+    pub idempotent: bool,
+    /// Responses a `mock://` target answers with.
+    pub mocks: MockSet,
+    // ROOM(validation): the compiled parameter and body validators of this operation.
+}
+
+/// The example responses of an operation.
+#[derive(Debug, Default)]
+pub struct MockSet {
+    pub examples: Vec<MockExample>,
+    /// The default answer: the lowest 2xx status with an example (else the lowest 2xx).
+    pub default: Option<usize>,
+}
+
+/// One canned response built from the spec.
+#[derive(Debug, Clone)]
+pub struct MockExample {
+    pub status: u16,
+    /// `None` for a response without content (e.g. 204).
+    pub content_type: Option<String>,
+    /// The example's name in `examples`, `None` for `example`.
+    pub name: Option<String>,
+    pub body: Bytes,
+}
+
+impl MockSet {
+    /// Selects the answer for `Prefer: code=…` and/or `Prefer: example=…`. A preference that
+    /// matches nothing is ignored (RFC 7240), so the default answers. Returns the example and
+    /// whether the preference was honoured.
+    pub fn select(&self, code: Option<u16>, example: Option<&str>) -> Option<(&MockExample, bool)> {
+        let by_example = example.and_then(|name| {
+            self.examples
+                .iter()
+                .find(|e| e.name.as_deref() == Some(name) && code.is_none_or(|c| e.status == c))
+        });
+        if let Some(e) = by_example {
+            return Some((e, true));
+        }
+        if let Some(c) = code
+            && let Some(e) = self.examples.iter().find(|e| e.status == c)
+        {
+            return Some((e, true));
+        }
+        self.default
+            .and_then(|i| self.examples.get(i))
+            .map(|e| (e, false))
+    }
+}
+
+/// Where a major is served, compiled.
+#[derive(Debug)]
+pub struct UpstreamEntry {
+    pub targets: Vec<TargetEntry>,
+    /// Sum of the weights.
+    pub total_weight: u64,
+    pub connect_timeout: Duration,
+    pub read_timeout: Duration,
+}
+
+/// One weighted target.
+#[derive(Debug, Clone)]
+pub struct TargetEntry {
+    pub url: String,
+    pub weight: u32,
+    pub kind: TargetKind,
+    /// Index into [`Snapshot::target_urls`].
+    pub slot: usize,
+}
+
+/// What a target URL names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TargetKind {
+    /// Answers from the spec's examples inside the gateway.
+    Mock,
+    Http(HttpTarget),
+}
+
+/// A plain-HTTP upstream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpTarget {
+    /// Host as written (without brackets for IPv6).
+    pub host: String,
+    pub port: u16,
+    /// The socket address when the host is an IP literal; names are resolved by the gateway.
+    pub addr: Option<SocketAddr>,
+    /// The `Host` header to send: `host[:port]` as written.
+    pub authority: String,
+    /// Path prefix prepended to the operation path, without a trailing slash (may be empty).
+    pub base_path: String,
+}
+
+/// Parses an upstream target URL: `http://host[:port][/base]` or `mock://`.
+pub fn parse_target_url(url: &str) -> Result<TargetKind, TargetUrlError> {
+    let (scheme, rest) = url.split_once("://").ok_or(TargetUrlError::NotAUrl)?;
+    match scheme.to_ascii_lowercase().as_str() {
+        "mock" => return Ok(TargetKind::Mock),
+        "http" => {}
+        other => {
+            return Err(TargetUrlError::Scheme {
+                scheme: other.to_owned(),
+            });
+        }
+    }
+    if rest.contains('?') || rest.contains('#') {
+        return Err(TargetUrlError::QueryOrFragment);
+    }
+    let uri: http::Uri = url.parse().map_err(|_| TargetUrlError::NotAUrl)?;
+    let authority = uri.authority().ok_or(TargetUrlError::NoHost)?;
+    let host = authority
+        .host()
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_owned();
+    if host.is_empty() {
+        return Err(TargetUrlError::NoHost);
+    }
+    let port = authority.port_u16().unwrap_or(80);
+    let addr = host
+        .parse::<IpAddr>()
+        .ok()
+        .map(|ip| SocketAddr::new(ip, port));
+    Ok(TargetKind::Http(HttpTarget {
+        addr,
+        port,
+        authority: authority.as_str().to_owned(),
+        base_path: uri.path().trim_end_matches('/').to_owned(),
+        host,
+    }))
+}
+
+impl UpstreamEntry {
+    /// Picks a target by weight. `roll` is uniform in `0..total_weight`; targets for which
+    /// `skip` says true (unhealthy, already tried) are left out and the roll is rescaled over
+    /// the rest. Falls back to all targets when every one would be skipped, so a flapping
+    /// health check never turns into a total outage. `None` only when all weights are 0.
+    pub fn choose(&self, roll: u64, skip: impl Fn(&TargetEntry) -> bool) -> Option<usize> {
+        let eligible: u64 = self
+            .targets
+            .iter()
+            .filter(|t| !skip(t))
+            .map(|t| u64::from(t.weight))
+            .sum();
+        let (total, use_skip) = if eligible > 0 {
+            (eligible, true)
+        } else {
+            (self.total_weight, false)
+        };
+        if total == 0 {
+            return None;
+        }
+        let mut point = roll % total;
+        for (i, t) in self.targets.iter().enumerate() {
+            if use_skip && skip(t) {
+                continue;
+            }
+            let w = u64::from(t.weight);
+            if point < w {
+                return Some(i);
+            }
+            point -= w;
+        }
+        None
+    }
+}
+
+/// What a lookup of a method and operation path within a major found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum PathLookup<'a> {
+    Found {
+        path: usize,
+        operation: usize,
+        /// The path parameters by their spec names, raw (still percent-encoded).
+        params: Vec<(&'a str, &'a str)>,
+    },
+    /// The path exists but not with this method: the `Allow` value.
+    MethodNotAllowed {
+        allow: &'a str,
+    },
+    NotFound,
+}
+
+impl MajorEntry {
+    /// Matches an operation path (the normalised path without `/{api}/v{major}`).
+    pub fn lookup<'a>(&'a self, method: Option<Method>, rest: &'a str) -> PathLookup<'a> {
+        let Ok(m) = self.router.at(rest) else {
+            return PathLookup::NotFound;
+        };
+        let path_index = *m.value;
+        let Some(entry) = self.paths.get(path_index) else {
+            return PathLookup::NotFound;
+        };
+        let op = method.and_then(|method| entry.operations.iter().position(|o| o.method == method));
+        match op {
+            Some(operation) => PathLookup::Found {
+                path: path_index,
+                operation,
+                params: m
+                    .params
+                    .iter()
+                    .map(|(k, v)| {
+                        let name = entry
+                            .param_names
+                            .iter()
+                            .find(|(pos, _)| pos == k)
+                            .map_or(k, |(_, orig)| orig.as_str());
+                        (name, v)
+                    })
+                    .collect(),
+            },
+            None => PathLookup::MethodNotAllowed {
+                allow: &entry.allow,
+            },
+        }
+    }
+
+    /// The operation a `Found` lookup named.
+    pub fn operation(&self, path: usize, operation: usize) -> Option<&OperationEntry> {
+        self.paths.get(path)?.operations.get(operation)
+    }
+}
+
+impl Snapshot {
+    /// An empty snapshot (generation 0): what a gateway serves before its first build.
+    pub fn empty(now: OffsetDateTime) -> Self {
+        Snapshot {
+            generation: 0,
+            built_at: now,
+            apis: HashMap::new(),
+            target_urls: Vec::new(),
+        }
+    }
+
+    /// The API with this slug.
+    pub fn api(&self, slug: &str) -> Option<&ApiEntry> {
+        self.apis.get(slug)
+    }
+
+    /// Every API, in no particular order.
+    pub fn apis(&self) -> impl Iterator<Item = &ApiEntry> {
+        self.apis.values()
+    }
+
+    /// Compiles the registry's contents. Fails as a whole on the first bad spec or target, so
+    /// the gateway never serves a half-built view.
+    pub fn compile(contents: &Contents, now: OffsetDateTime) -> Result<Snapshot, SnapshotError> {
+        let mut apis: HashMap<String, ApiEntry> = contents
+            .apis
+            .iter()
+            .map(|a| {
+                (
+                    a.slug.clone(),
+                    ApiEntry {
+                        slug: a.slug.clone(),
+                        title: a.title.clone(),
+                        policy: VersionPolicy {
+                            header_allowed: a.version_header,
+                            default_major: a.default_major,
+                        },
+                        majors: BTreeMap::new(),
+                    },
+                )
+            })
+            .collect();
+
+        // The routable version of each (api, major): the highest semver that is not a draft.
+        let mut routable: BTreeMap<(&str, u64), &Version> = BTreeMap::new();
+        for v in &contents.versions {
+            if !apis.contains_key(&v.api) {
+                return Err(SnapshotError::OrphanVersion {
+                    api: v.api.clone(),
+                    version: v.version.clone(),
+                });
+            }
+            if !v.state.is_routable() {
+                continue;
+            }
+            let key = (v.api.as_str(), v.major);
+            let newer = match routable.get(&key) {
+                None => true,
+                Some(cur) => semver_key(&v.version) > semver_key(&cur.version),
+            };
+            if newer {
+                routable.insert(key, v);
+            }
+        }
+
+        let mut targets = TargetSlots::default();
+        let upstreams: HashMap<(&str, u64), &Upstream> = contents
+            .upstreams
+            .iter()
+            .map(|u| ((u.api.as_str(), u.major), u))
+            .collect();
+
+        for ((api, major), v) in routable {
+            let upstream = match upstreams.get(&(api, major)) {
+                Some(u) => Some(Arc::new(compile_upstream(u, &mut targets)?)),
+                None => None,
+            };
+            let entry = compile_major(v, upstream)?;
+            if let Some(a) = apis.get_mut(api) {
+                a.majors.insert(major, Arc::new(entry));
+            }
+        }
+
+        Ok(Snapshot {
+            generation: contents.generation,
+            built_at: now,
+            apis,
+            target_urls: targets.urls,
+        })
+    }
+}
+
+#[derive(Default)]
+struct TargetSlots {
+    urls: Vec<String>,
+    index: HashMap<String, usize>,
+}
+
+impl TargetSlots {
+    fn slot(&mut self, url: &str) -> usize {
+        if let Some(&i) = self.index.get(url) {
+            return i;
+        }
+        let i = self.urls.len();
+        self.urls.push(url.to_owned());
+        self.index.insert(url.to_owned(), i);
+        i
+    }
+}
+
+fn semver_key(v: &str) -> Option<semver::Version> {
+    semver::Version::parse(v).ok()
+}
+
+fn compile_upstream(u: &Upstream, slots: &mut TargetSlots) -> Result<UpstreamEntry, SnapshotError> {
+    let mut targets = Vec::with_capacity(u.targets.len());
+    for t in &u.targets {
+        let kind = parse_target_url(&t.url).map_err(|source| SnapshotError::Target {
+            api: u.api.clone(),
+            major: u.major,
+            url: t.url.clone(),
+            source,
+        })?;
+        targets.push(TargetEntry {
+            url: t.url.clone(),
+            weight: t.weight,
+            kind,
+            slot: slots.slot(&t.url),
+        });
+    }
+    Ok(UpstreamEntry {
+        total_weight: targets.iter().map(|t| u64::from(t.weight)).sum(),
+        targets,
+        connect_timeout: Duration::from_millis(u64::from(u.connect_timeout_ms.max(1))),
+        read_timeout: Duration::from_millis(u64::from(u.read_timeout_ms.max(1))),
+    })
+}
+
+fn compile_major(
+    v: &Version,
+    upstream: Option<Arc<UpstreamEntry>>,
+) -> Result<MajorEntry, SnapshotError> {
+    let tree: serde_json::Value =
+        serde_json::from_str(&v.spec_json).map_err(|source| SnapshotError::SpecJson {
+            api: v.api.clone(),
+            version: v.version.clone(),
+            source,
+        })?;
+    let document = openapi::parse_value(tree).map_err(|source| SnapshotError::Spec {
+        api: v.api.clone(),
+        version: v.version.clone(),
+        source,
+    })?;
+    let (router, paths) =
+        compile_router(&document).map_err(|(template, source)| SnapshotError::Route {
+            api: v.api.clone(),
+            version: v.version.clone(),
+            template,
+            source,
+        })?;
+    let successor = v
+        .successor
+        .as_deref()
+        .and_then(semver_key)
+        .map(|s| format!("/{}/v{}", v.api, s.major));
+    let lifecycle = Lifecycle {
+        stage: match v.state {
+            LifecycleState::Draft | LifecycleState::Published => Stage::Published,
+            LifecycleState::Deprecated => Stage::Deprecated,
+            LifecycleState::Retired => Stage::Retired,
+        },
+        // A deprecated version always says so, even if the date was not recorded.
+        deprecated_at: v
+            .deprecated_at
+            .or(match v.state {
+                LifecycleState::Deprecated | LifecycleState::Retired => Some(v.updated_at),
+                _ => None,
+            })
+            .map(SystemTime::from),
+        sunset_at: v.sunset_at.map(SystemTime::from),
+        successor: successor.clone(),
+        deprecation_link: v.deprecation_link.clone(),
+        brownouts: v
+            .brownouts
+            .iter()
+            .map(|b| Window {
+                start: b.start.into(),
+                end: b.end.into(),
+            })
+            .collect(),
+    };
+    Ok(MajorEntry {
+        api: v.api.clone(),
+        major: v.major,
+        version: v.version.clone(),
+        lifecycle_headers: lifecycle.headers(),
+        lifecycle,
+        successor,
+        document: Arc::new(document),
+        router,
+        paths,
+        upstream,
+    })
+}
+
+type RouterParts = (matchit::Router<usize>, Vec<PathEntry>);
+
+/// Compiles a document's path templates into a router. Public so that the registry can refuse
+/// a spec the gateway could not route at registration time, rather than at snapshot build.
+///
+/// Parameters are renamed by position (`{p<segment>}`), so two templates that name the
+/// parameter at the same position differently (`/orders/{id}` and `/orders/{number}/lines`)
+/// do not conflict; the spec's names are kept beside the router.
+pub fn compile_router(doc: &Document) -> Result<RouterParts, (String, matchit::InsertError)> {
+    let mut router = matchit::Router::new();
+    let mut paths = Vec::with_capacity(doc.paths.len());
+    for item in &doc.paths {
+        let (route, param_names) = positional_route(&item.template);
+        router
+            .insert(route, paths.len())
+            .map_err(|e| (item.template.clone(), e))?;
+        let operations: Vec<OperationEntry> =
+            item.operations.iter().map(compile_operation).collect();
+        let mut methods: Vec<Method> = operations.iter().map(|o| o.method).collect();
+        methods.sort();
+        let allow = methods
+            .iter()
+            .map(|m| m.as_str())
+            .collect::<Vec<_>>()
+            .join(", ");
+        paths.push(PathEntry {
+            template: item.template.clone(),
+            operations,
+            allow,
+            param_names,
+        });
+    }
+    Ok((router, paths))
+}
+
+/// `/orders/{order_number}/lines` → `/orders/{p1}/lines` and `[("p1", "order_number")]`.
+/// Literal braces outside parameters are escaped for matchit.
+fn positional_route(template: &str) -> (String, Vec<(String, String)>) {
+    let mut out = String::with_capacity(template.len());
+    let mut names = Vec::new();
+    for (i, seg) in template.split('/').enumerate() {
+        if i > 0 {
+            out.push('/');
+        }
+        let mut rest = seg;
+        let mut n = 0;
+        while let Some(open) = rest.find('{') {
+            let Some(close) = rest[open..].find('}').map(|c| open + c) else {
+                break;
+            };
+            out.push_str(&escape_braces(&rest[..open]));
+            let positional = if n == 0 {
+                format!("p{i}")
+            } else {
+                format!("p{i}_{n}")
+            };
+            out.push('{');
+            out.push_str(&positional);
+            out.push('}');
+            names.push((positional, rest[open + 1..close].to_owned()));
+            n += 1;
+            rest = &rest[close + 1..];
+        }
+        out.push_str(&escape_braces(rest));
+    }
+    (out, names)
+}
+
+fn escape_braces(s: &str) -> String {
+    s.replace('{', "{{").replace('}', "}}")
+}
+
+fn compile_operation(op: &Operation) -> OperationEntry {
+    OperationEntry {
+        method: op.method,
+        name: op.display_name(),
+        idempotent: op.method.is_idempotent(),
+        mocks: compile_mocks(op),
+    }
+}
+
+fn compile_mocks(op: &Operation) -> MockSet {
+    let mut examples = Vec::new();
+    let mut bare_2xx: Option<u16> = None;
+    for r in &op.responses {
+        let status = match r.status {
+            ResponseStatus::Code(c) => c,
+            ResponseStatus::Range(class) => u16::from(class) * 100,
+            ResponseStatus::Default => continue,
+        };
+        let mut any = false;
+        for media in &r.content {
+            for ex in &media.examples {
+                let body = match (&ex.value, media.media_type.contains("json")) {
+                    (serde_json::Value::String(s), false) => Bytes::from(s.clone().into_bytes()),
+                    (value, _) => Bytes::from(serde_json::to_vec(value).unwrap_or_default()),
+                };
+                examples.push(MockExample {
+                    status,
+                    content_type: Some(media.media_type.clone()),
+                    name: ex.name.clone(),
+                    body,
+                });
+                any = true;
+            }
+        }
+        if !any && (200..300).contains(&status) && bare_2xx.is_none_or(|b| status < b) {
+            bare_2xx = Some(status);
+        }
+    }
+    let with_example = examples
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| (200..300).contains(&e.status))
+        .min_by_key(|(i, e)| (e.status, *i))
+        .map(|(i, _)| i);
+    let default = with_example.or_else(|| {
+        bare_2xx.map(|status| {
+            examples.push(MockExample {
+                status,
+                content_type: None,
+                name: None,
+                body: Bytes::new(),
+            });
+            examples.len() - 1
+        })
+    });
+    MockSet { examples, default }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Api, Brownout, Target};
+    use serde_json::json;
+    use time::macros::datetime;
+
+    const NOW: OffsetDateTime = datetime!(2026-03-02 12:00 UTC);
+
+    fn api(slug: &str) -> Api {
+        Api {
+            slug: slug.into(),
+            title: slug.into(),
+            description: None,
+            team: "t".into(),
+            version_header: true,
+            default_major: Some(1),
+            forward_bearer: false,
+            created_at: NOW,
+            updated_at: NOW,
+        }
+    }
+
+    fn spec(version: &str) -> serde_json::Value {
+        json!({
+            "openapi": "3.1.0",
+            "info": {"title": "Orders", "version": version},
+            "paths": {
+                "/orders": {
+                    "get": {"operationId": "listOrders", "responses": {
+                        "200": {"description": "ok", "content": {"application/json": {
+                            "examples": {
+                                "page": {"value": {"items": []}},
+                                "full": {"value": {"items": [1]}}
+                            }}}},
+                        "404": {"description": "none", "content": {"application/problem+json": {
+                            "example": {"status": 404}}}}
+                    }},
+                    "post": {"operationId": "createOrder", "responses": {
+                        "201": {"description": "created", "content": {"application/json": {
+                            "example": {"id": 7}}}},
+                        "202": {"description": "accepted"}
+                    }}
+                },
+                "/orders/{order_number}": {
+                    "parameters": [{"name": "order_number", "in": "path", "required": true, "schema": {"type": "string"}}],
+                    "get": {"responses": {"204": {"description": "none"}}}
+                },
+                "/orders/{id}/lines": {
+                    "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}],
+                    "delete": {"responses": {"default": {"description": "x"}}}
+                }
+            }
+        })
+    }
+
+    fn version(api: &str, v: &str, state: LifecycleState) -> Version {
+        let sv = semver::Version::parse(v).unwrap();
+        Version {
+            api: api.into(),
+            version: v.into(),
+            major: sv.major,
+            state,
+            spec_raw: Vec::new(),
+            spec_json: spec(v).to_string(),
+            sha256: String::new(),
+            content_type: "application/json".into(),
+            deprecated_at: None,
+            sunset_at: None,
+            successor: None,
+            deprecation_link: None,
+            brownouts: Vec::new(),
+            created_by: "t".into(),
+            created_at: NOW,
+            updated_by: "t".into(),
+            updated_at: NOW,
+        }
+    }
+
+    fn contents() -> Contents {
+        Contents {
+            generation: 42,
+            apis: vec![api("orders")],
+            versions: vec![
+                version("orders", "1.0.0", LifecycleState::Deprecated),
+                version("orders", "1.2.0", LifecycleState::Published),
+                version("orders", "1.3.0", LifecycleState::Draft),
+                version("orders", "2.0.0", LifecycleState::Published),
+                version("orders", "3.0.0", LifecycleState::Draft),
+            ],
+            upstreams: vec![Upstream {
+                api: "orders".into(),
+                major: 1,
+                targets: vec![
+                    Target {
+                        url: "http://127.0.0.1:9001/erp/".into(),
+                        weight: 80,
+                    },
+                    Target {
+                        url: "mock://".into(),
+                        weight: 20,
+                    },
+                ],
+                connect_timeout_ms: 250,
+                read_timeout_ms: 2_000,
+            }],
+            ..Contents::default()
+        }
+    }
+
+    #[test]
+    fn the_latest_non_draft_version_of_each_major_is_routable() {
+        let s = Snapshot::compile(&contents(), NOW).unwrap();
+        assert_eq!(s.generation, 42);
+        let a = s.api("orders").unwrap();
+        assert_eq!(a.available_majors(), vec![1, 2]);
+        assert_eq!(a.majors[&1].version, "1.2.0");
+        assert_eq!(a.majors[&2].version, "2.0.0");
+        assert!(a.majors[&2].upstream.is_none());
+        assert!(s.api("inventory").is_none());
+    }
+
+    #[test]
+    fn routes_match_templates_and_report_405_with_allow() {
+        let s = Snapshot::compile(&contents(), NOW).unwrap();
+        let m = &s.api("orders").unwrap().majors[&1];
+        assert!(matches!(
+            m.lookup(Some(Method::Get), "/orders"),
+            PathLookup::Found {
+                path: 0,
+                operation: 0,
+                ..
+            }
+        ));
+        match m.lookup(Some(Method::Get), "/orders/SO-1%2F2") {
+            PathLookup::Found { params, .. } => {
+                assert_eq!(params, vec![("order_number", "SO-1%2F2")]);
+            }
+            other => panic!("{other:?}"),
+        }
+        // Differently named parameters at the same position do not conflict.
+        match m.lookup(Some(Method::Delete), "/orders/9/lines") {
+            PathLookup::Found { params, .. } => assert_eq!(params, vec![("id", "9")]),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            m.lookup(Some(Method::Put), "/orders"),
+            PathLookup::MethodNotAllowed { allow: "GET, POST" }
+        );
+        assert_eq!(
+            m.lookup(None, "/orders"),
+            PathLookup::MethodNotAllowed { allow: "GET, POST" }
+        );
+        assert_eq!(m.lookup(Some(Method::Get), "/nope"), PathLookup::NotFound);
+        assert_eq!(
+            m.lookup(Some(Method::Get), "/orders/1/2/3"),
+            PathLookup::NotFound
+        );
+    }
+
+    #[test]
+    fn mock_examples_default_to_the_lowest_2xx_and_honour_preferences() {
+        let s = Snapshot::compile(&contents(), NOW).unwrap();
+        let m = &s.api("orders").unwrap().majors[&1];
+        let list = &m.paths[0].operations[0].mocks;
+        let (e, honoured) = list.select(None, None).unwrap();
+        assert_eq!(
+            (e.status, e.name.as_deref(), honoured),
+            (200, Some("page"), false)
+        );
+        assert_eq!(&e.body[..], br#"{"items":[]}"#);
+        let (e, honoured) = list.select(None, Some("full")).unwrap();
+        assert_eq!((e.name.as_deref(), honoured), (Some("full"), true));
+        let (e, _) = list.select(Some(404), None).unwrap();
+        assert_eq!(e.status, 404);
+        assert_eq!(e.content_type.as_deref(), Some("application/problem+json"));
+        let (e, honoured) = list.select(Some(418), None).unwrap();
+        assert_eq!((e.status, honoured), (200, false));
+        let create = &m.paths[0].operations[1].mocks;
+        assert_eq!(create.select(None, None).unwrap().0.status, 201);
+        let get_one = &m.paths[1].operations[0].mocks;
+        let (e, _) = get_one.select(None, None).unwrap();
+        assert_eq!(
+            (e.status, e.content_type.as_deref(), e.body.len()),
+            (204, None, 0)
+        );
+        let delete = &m.paths[2].operations[0].mocks;
+        assert!(delete.select(None, None).is_none());
+    }
+
+    #[test]
+    fn upstreams_compile_with_weights_slots_and_timeouts() {
+        let s = Snapshot::compile(&contents(), NOW).unwrap();
+        let up = s.api("orders").unwrap().majors[&1]
+            .upstream
+            .clone()
+            .unwrap();
+        assert_eq!(up.total_weight, 100);
+        assert_eq!(up.connect_timeout, Duration::from_millis(250));
+        assert_eq!(up.read_timeout, Duration::from_secs(2));
+        match &up.targets[0].kind {
+            TargetKind::Http(h) => {
+                assert_eq!(h.addr, Some("127.0.0.1:9001".parse().unwrap()));
+                assert_eq!(h.base_path, "/erp");
+                assert_eq!(h.authority, "127.0.0.1:9001");
+            }
+            TargetKind::Mock => panic!("expected http"),
+        }
+        assert_eq!(up.targets[1].kind, TargetKind::Mock);
+        assert_eq!(s.target_urls, vec!["http://127.0.0.1:9001/erp/", "mock://"]);
+        assert_eq!(up.choose(0, |_| false), Some(0));
+        assert_eq!(up.choose(79, |_| false), Some(0));
+        assert_eq!(up.choose(80, |_| false), Some(1));
+        assert_eq!(up.choose(180, |_| false), Some(1));
+        // A skipped target gets nothing; when every target is skipped, all are eligible.
+        assert_eq!(up.choose(0, |t| t.slot == 0), Some(1));
+        assert_eq!(up.choose(0, |_| true), Some(0));
+    }
+
+    #[test]
+    fn target_urls_are_checked() {
+        assert_eq!(parse_target_url("mock://"), Ok(TargetKind::Mock));
+        assert!(matches!(
+            parse_target_url("https://erp.example"),
+            Err(TargetUrlError::Scheme { .. })
+        ));
+        assert_eq!(parse_target_url("erp"), Err(TargetUrlError::NotAUrl));
+        assert_eq!(
+            parse_target_url("http://erp/x?y=1"),
+            Err(TargetUrlError::QueryOrFragment)
+        );
+        match parse_target_url("http://[::1]:8080").unwrap() {
+            TargetKind::Http(h) => {
+                assert_eq!(h.addr, Some("[::1]:8080".parse().unwrap()));
+                assert_eq!(h.base_path, "");
+            }
+            TargetKind::Mock => panic!(),
+        }
+        match parse_target_url("http://erp.internal").unwrap() {
+            TargetKind::Http(h) => assert_eq!((h.addr, h.port), (None, 80)),
+            TargetKind::Mock => panic!(),
+        }
+    }
+
+    #[test]
+    fn lifecycle_is_compiled_with_successor_and_brownouts() {
+        let mut c = contents();
+        c.versions[1].state = LifecycleState::Deprecated;
+        c.versions[1].deprecated_at = Some(datetime!(2026-01-01 0:00 UTC));
+        c.versions[1].sunset_at = Some(datetime!(2026-06-30 0:00 UTC));
+        c.versions[1].successor = Some("2.0.0".into());
+        c.versions[1].brownouts = vec![Brownout {
+            start: datetime!(2026-03-02 11:00 UTC),
+            end: datetime!(2026-03-02 13:00 UTC),
+        }];
+        let s = Snapshot::compile(&c, NOW).unwrap();
+        let m = &s.api("orders").unwrap().majors[&1];
+        assert_eq!(m.successor.as_deref(), Some("/orders/v2"));
+        assert_eq!(
+            m.lifecycle_headers[0],
+            ("deprecation", "@1767225600".to_owned())
+        );
+        assert_eq!(
+            m.lifecycle_headers[1],
+            ("sunset", "Tue, 30 Jun 2026 00:00:00 GMT".to_owned())
+        );
+        assert_eq!(
+            m.lifecycle_headers[2],
+            ("link", "</orders/v2>; rel=\"successor-version\"".to_owned())
+        );
+        assert!(matches!(
+            m.lifecycle.verdict(SystemTime::from(NOW)),
+            gatehouse_policies::lifecycle::Verdict::Gone(_)
+        ));
+    }
+
+    #[test]
+    fn bad_contents_fail_with_fielded_errors() {
+        let mut c = contents();
+        c.versions[1].spec_json = "{".into();
+        assert!(matches!(
+            Snapshot::compile(&c, NOW),
+            Err(SnapshotError::SpecJson { ref version, .. }) if version == "1.2.0"
+        ));
+        let mut c = contents();
+        c.upstreams[0].targets[0].url = "ftp://x".into();
+        assert!(matches!(
+            Snapshot::compile(&c, NOW),
+            Err(SnapshotError::Target { major: 1, .. })
+        ));
+        let mut c = contents();
+        c.versions[0].api = "ghost".into();
+        assert!(matches!(
+            Snapshot::compile(&c, NOW),
+            Err(SnapshotError::OrphanVersion { .. })
+        ));
+    }
+
+    #[test]
+    fn snapshots_are_send_and_sync() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<Snapshot>();
+    }
+
+    #[test]
+    fn positional_routes() {
+        assert_eq!(
+            positional_route("/orders/{order_number}/lines/{line}"),
+            (
+                "/orders/{p2}/lines/{p4}".to_owned(),
+                vec![
+                    ("p2".to_owned(), "order_number".to_owned()),
+                    ("p4".to_owned(), "line".to_owned())
+                ]
+            )
+        );
+        assert_eq!(positional_route("/files/{name}.json").0, "/files/{p2}.json");
+    }
+}
