@@ -62,6 +62,10 @@ pub struct ServeArgs {
     /// Worker threads of the gateway.
     #[arg(long, env = "GATEHOUSE_PROXY_THREADS")]
     pub proxy_threads: Option<usize>,
+    /// An issuer's key set is re-fetched for an unknown `kid` at most once per this many
+    /// seconds (default 10).
+    #[arg(long, env = "GATEHOUSE_JWKS_MIN_REFRESH_SECONDS")]
+    pub jwks_min_refresh_seconds: Option<u64>,
 }
 
 impl std::fmt::Debug for ServeArgs {
@@ -95,6 +99,7 @@ pub struct FileConfig {
     pub no_seed: Option<bool>,
     pub seed_catalog: Option<PathBuf>,
     pub proxy_threads: Option<usize>,
+    pub jwks_min_refresh_seconds: Option<u64>,
 }
 
 /// The validated configuration a node runs on.
@@ -109,6 +114,8 @@ pub struct ServeConfig {
     pub seed: bool,
     pub seed_catalog: PathBuf,
     pub proxy_threads: usize,
+    /// The least time between two unknown-`kid` fetches of one issuer's key set.
+    pub jwks_min_refresh: std::time::Duration,
 }
 
 impl std::fmt::Debug for ServeConfig {
@@ -122,6 +129,7 @@ impl std::fmt::Debug for ServeConfig {
             .field("role", &self.role)
             .field("seed", &self.seed)
             .field("proxy_threads", &self.proxy_threads)
+            .field("jwks_min_refresh", &self.jwks_min_refresh)
             .finish()
     }
 }
@@ -148,6 +156,8 @@ pub enum ConfigError {
     DatabaseUrl(String),
     #[error("`proxy_threads` must be between 1 and 256")]
     Threads,
+    #[error("`jwks_min_refresh_seconds` must be between 1 and 3600")]
+    JwksRefresh,
 }
 
 /// Replaces a password in a URL by `***`.
@@ -207,7 +217,15 @@ impl ServeArgs {
         if !(1..=256).contains(&proxy_threads) {
             return Err(ConfigError::Threads);
         }
+        let jwks_min_refresh_seconds = self
+            .jwks_min_refresh_seconds
+            .or(file.jwks_min_refresh_seconds)
+            .unwrap_or(10);
+        if !(1..=3600).contains(&jwks_min_refresh_seconds) {
+            return Err(ConfigError::JwksRefresh);
+        }
         Ok(ServeConfig {
+            jwks_min_refresh: std::time::Duration::from_secs(jwks_min_refresh_seconds),
             proxy_listen: address(
                 "proxy_listen",
                 self.proxy_listen.clone().or(file.proxy_listen),

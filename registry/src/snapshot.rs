@@ -12,8 +12,10 @@
 //! lifecycle (headers computed once, the 410 decision left to request time), and the
 //! upstream (weighted targets, timeouts).
 
-use crate::model::{Contents, LifecycleState, Upstream, Version};
+use crate::credentials::{Credentials, CredentialsError};
+use crate::model::{Api, Contents, LifecycleState, Upstream, Version};
 use bytes::Bytes;
+use gatehouse_policies::identity::SecurityPolicy;
 use gatehouse_policies::lifecycle::{Lifecycle, Stage, Window};
 use gatehouse_policies::openapi::{self, Document, Method, Operation, ResponseStatus, SpecError};
 use gatehouse_policies::routing::VersionPolicy;
@@ -58,6 +60,8 @@ pub enum SnapshotError {
     },
     #[error("version {api} {version} belongs to no registered API")]
     OrphanVersion { api: String, version: String },
+    #[error(transparent)]
+    Credentials(#[from] CredentialsError),
 }
 
 /// Why an upstream target URL is not usable.
@@ -84,7 +88,8 @@ pub struct Snapshot {
     /// Every distinct upstream target (by URL); [`TargetEntry::slot`] indexes it. The gateway
     /// keeps per-target state (passive health) aligned with this list across snapshots.
     pub target_urls: Vec<String>,
-    // ROOM(identity, next issue): API-key hashes → consumer, trusted JWT issuers and keys.
+    /// API keys, trusted issuers and subscriptions.
+    pub credentials: Credentials,
     // ROOM(limits): plans and subscriptions compiled per (consumer, API).
     // ROOM(validation): per-operation compiled validators live in `OperationEntry`.
 }
@@ -123,6 +128,8 @@ pub struct MajorEntry {
     pub paths: Vec<PathEntry>,
     /// Where requests go; `None` when no upstream is registered for this major (503).
     pub upstream: Option<Arc<UpstreamEntry>>,
+    /// Whether the caller's bearer token is forwarded upstream (the API's opt-in).
+    pub forward_bearer: bool,
 }
 
 /// One path template of a spec.
@@ -147,6 +154,8 @@ pub struct OperationEntry {
     pub idempotent: bool,
     /// Responses a `mock://` target answers with.
     pub mocks: MockSet,
+    /// What the operation's OpenAPI `security` requires (credential kind and scopes).
+    pub security: SecurityPolicy,
     // ROOM(validation): the compiled parameter and body validators of this operation.
 }
 
@@ -373,6 +382,7 @@ impl Snapshot {
             built_at: now,
             apis: HashMap::new(),
             target_urls: Vec::new(),
+            credentials: Credentials::default(),
         }
     }
 
@@ -430,6 +440,8 @@ impl Snapshot {
             }
         }
 
+        let api_records: HashMap<&str, &Api> =
+            contents.apis.iter().map(|a| (a.slug.as_str(), a)).collect();
         let mut targets = TargetSlots::default();
         let upstreams: HashMap<(&str, u64), &Upstream> = contents
             .upstreams
@@ -442,7 +454,8 @@ impl Snapshot {
                 Some(u) => Some(Arc::new(compile_upstream(u, &mut targets)?)),
                 None => None,
             };
-            let entry = compile_major(v, upstream)?;
+            let forward_bearer = api_records.get(api).is_some_and(|a| a.forward_bearer);
+            let entry = compile_major(v, upstream, forward_bearer)?;
             if let Some(a) = apis.get_mut(api) {
                 a.majors.insert(major, Arc::new(entry));
             }
@@ -453,6 +466,7 @@ impl Snapshot {
             built_at: now,
             apis,
             target_urls: targets.urls,
+            credentials: Credentials::compile(contents)?,
         })
     }
 }
@@ -506,6 +520,7 @@ fn compile_upstream(u: &Upstream, slots: &mut TargetSlots) -> Result<UpstreamEnt
 fn compile_major(
     v: &Version,
     upstream: Option<Arc<UpstreamEntry>>,
+    forward_bearer: bool,
 ) -> Result<MajorEntry, SnapshotError> {
     let tree: serde_json::Value =
         serde_json::from_str(&v.spec_json).map_err(|source| SnapshotError::SpecJson {
@@ -567,6 +582,7 @@ fn compile_major(
         router,
         paths,
         upstream,
+        forward_bearer,
     })
 }
 
@@ -586,8 +602,11 @@ pub fn compile_router(doc: &Document) -> Result<RouterParts, (String, matchit::I
         router
             .insert(route, paths.len())
             .map_err(|e| (item.template.clone(), e))?;
-        let operations: Vec<OperationEntry> =
-            item.operations.iter().map(compile_operation).collect();
+        let operations: Vec<OperationEntry> = item
+            .operations
+            .iter()
+            .map(|op| compile_operation(doc, op))
+            .collect();
         let mut methods: Vec<Method> = operations.iter().map(|o| o.method).collect();
         methods.sort();
         let allow = methods
@@ -642,12 +661,13 @@ fn escape_braces(s: &str) -> String {
     s.replace('{', "{{").replace('}', "}}")
 }
 
-fn compile_operation(op: &Operation) -> OperationEntry {
+fn compile_operation(doc: &Document, op: &Operation) -> OperationEntry {
     OperationEntry {
         method: op.method,
         name: op.display_name(),
         idempotent: op.method.is_idempotent(),
         mocks: compile_mocks(op),
+        security: SecurityPolicy::compile(op.effective_security(doc), &doc.security_schemes),
     }
 }
 

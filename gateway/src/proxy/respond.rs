@@ -32,6 +32,8 @@ pub enum GatewayError {
     NoMockResponse {
         operation: String,
     },
+    /// 401/403: the credential, the subscription or the operation's scopes.
+    Identity(gatehouse_policies::identity::Refusal),
     /// A bug or an unexpected state in the gateway.
     Internal,
 }
@@ -171,6 +173,13 @@ impl GatewayError {
                 ProblemKind::UpstreamError,
                 format!("the mock of {operation} has no response to answer with"),
             ),
+            GatewayError::Identity(refusal) => {
+                if let Some(challenge) = refusal.www_authenticate() {
+                    headers.push(("www-authenticate", challenge));
+                }
+                headers.push(("cache-control", "no-store".to_owned()));
+                refusal.problem()
+            }
             GatewayError::Internal => Problem::new(
                 ProblemKind::Internal,
                 "the gateway failed to handle the request",
