@@ -1451,7 +1451,7 @@ store_test!(issuers_create_get_list_delete, |t: Ctx| async move {
         .await
         .unwrap();
     assert_not_found(s.delete_issuer(&b.id, &m()).await, "issuer", &b.id);
-    assert_eq!(s.list_issuers().await.unwrap(), [a.clone()]);
+    assert_eq!(s.list_issuers().await.unwrap(), std::slice::from_ref(&a));
     let changes = all_changes(s).await;
     let actions: Vec<&str> = changes.iter().map(|c| c.action.as_str()).collect();
     assert_eq!(actions, ["issuer.create", "test.write", "issuer.delete"]);
