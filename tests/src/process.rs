@@ -26,8 +26,6 @@ use tempfile::TempDir;
 const START_DEADLINE: Duration = Duration::from_secs(60);
 const POLL: Duration = Duration::from_millis(25);
 
-
-
 /// A command running the `gatehouse` binary from the workspace root, with no `GATEHOUSE_*`
 /// setting inherited from the caller's environment.
 pub fn cli() -> Command {

@@ -684,3 +684,68 @@ async fn revoked_key_scenario(url: String) {
             .contains("revoked API key")
     );
 }
+
+/// The caller's bearer token reaches the upstream only where the API sets `forward_bearer`;
+/// `X-Consumer` always does. In-process gateway, issuer with an inline HS256 key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bearer_token_reaches_the_upstream_only_where_the_api_opts_in() {
+    use gatehouse_registry::model::{Consumer, Issuer, Subscription};
+    let up = EchoUpstream::start("erp").await;
+    let mut contents = gatehouse_tests::echo_contents(&[(&up.url(""), 1)], &[(&up.url(""), 1)]);
+    let v = vectors();
+    let hs = &v["issuers"]["hs"];
+    let issuer = hs["issuer"].as_str().unwrap();
+    contents.issuers.push(Issuer {
+        id: Issuer::id_for(issuer),
+        issuer: issuer.into(),
+        audiences: vec!["gatehouse".into()],
+        algorithms: vec!["HS256".into()],
+        jwks_uri: None,
+        keys: Some(hs["jwks"].clone()),
+        consumer_claim: "sub".into(),
+        leeway_seconds: 60,
+        created_at: time::OffsetDateTime::now_utc(),
+    });
+    contents.consumers.push(Consumer {
+        name: "b2b-portal".into(),
+        contact: None,
+        created_at: time::OffsetDateTime::now_utc(),
+    });
+    contents.subscriptions.push(Subscription {
+        consumer: "b2b-portal".into(),
+        api: "echo".into(),
+        majors: vec![1],
+        plan: "p".into(),
+        scopes: Vec::new(),
+    });
+    let gw = gatehouse_tests::InProcessGateway::start(&contents).await;
+    let auth = format!("Bearer {}", token("hs256_valid"));
+    let seen = || async {
+        let r = bare_client()
+            .get(gw.url("/echo/v1/items/1"))
+            .header("authorization", &auth)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        r.json::<Value>().await.unwrap()["headers"].clone()
+    };
+    let h = seen().await;
+    assert_eq!(h["x-consumer"], "b2b-portal");
+    assert!(h.get("authorization").is_none(), "{h}");
+
+    contents.apis[0].forward_bearer = true;
+    gw.install(&contents).await;
+    let h = seen().await;
+    assert_eq!(h["authorization"], auth.as_str());
+    assert_eq!(h["x-consumer"], "b2b-portal");
+
+    // Only v1 is subscribed.
+    let r = bare_client()
+        .get(gw.url("/echo/v2/items/1"))
+        .header("authorization", &auth)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+}
