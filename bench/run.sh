@@ -3,6 +3,14 @@
 # (a) directly against the upstream, (b) through nginx, (c) through HAProxy, (d) through
 # Gatehouse (bundled catalog seeded, plus a `bench` API proxied to the upstream).
 #
+# Identity (issue 4): every Gatehouse call presents a credential, so the `gatehouse` row is
+# the API-key run (X-API-Key; SHA-256 + constant-time compare against the snapshot). The GET
+# is also measured with a JWT: `gatehouse-rs256` and `gatehouse-es256` (the PyJWT vectors of
+# tests/fixtures/jwt, issuer keys given inline), against `haproxy-rs256` and `haproxy-es256`
+# (HAProxy's `jwt_verify` on the same tokens, plus alg, iss, aud and exp checks). HAProxy
+# verifies the signature on every request; Gatehouse caches a verified token by its SHA-256
+# until it expires, so a repeated token costs a hash and a map lookup.
+#
 # Every proxy gets core 0 (one worker/thread); wrk and the upstream share core 1. Rounds are
 # interleaved so drift on a shared machine hits every setup alike; medians are reported.
 #
@@ -33,6 +41,9 @@ OUT=bench/out
 UP=127.0.0.1:18000
 NGINX=127.0.0.1:18001
 HAPROXY=127.0.0.1:18002
+HAPROXY_RS=127.0.0.1:18005
+HAPROXY_ES=127.0.0.1:18006
+JWT=tests/fixtures/jwt
 GH=127.0.0.1:18003
 GH_ADMIN=127.0.0.1:18004
 TOKEN=bench-bootstrap-token-0123456789
@@ -41,7 +52,7 @@ for tool in wrk nginx haproxy taskset curl python3; do
   command -v "$tool" >/dev/null || { echo "missing $tool (apt-get install -y wrk nginx haproxy)" >&2; exit 2; }
 done
 
-for port in 18000 18001 18002 18003 18004; do
+for port in 18000 18001 18002 18003 18004 18005 18006; do
   if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
     echo "port $port is in use (a previous run still going?)" >&2; exit 2
   fi
@@ -138,6 +149,24 @@ backend be
   http-reuse always
   server up $UP
 EOF
+for alg in RS256 ES256; do
+  if [ "$alg" = RS256 ]; then bind=$HAPROXY_RS; pem=$PWD/$JWT/rsa-1.pub.pem; else bind=$HAPROXY_ES; pem=$PWD/$JWT/ec-1.pub.pem; fi
+  cat >>"$OUT/haproxy.cfg" <<EOF
+frontend fe_$alg
+  bind $bind
+  http-request set-var(txn.bearer) http_auth_bearer
+  http-request set-var(txn.alg) var(txn.bearer),jwt_header_query('\$.alg')
+  http-request deny deny_status 401 unless { var(txn.alg) -m str $alg }
+  http-request deny deny_status 401 unless { var(txn.bearer),jwt_verify(txn.alg,"$pem") -m int 1 }
+  http-request deny deny_status 401 unless { var(txn.bearer),jwt_payload_query('\$.iss') -m str "https://idp.northwind.test/" }
+  http-request deny deny_status 401 unless { var(txn.bearer),jwt_payload_query('\$.aud') -m str gatehouse }
+  http-request set-var(txn.now) date()
+  http-request set-var(txn.exp) var(txn.bearer),jwt_payload_query('\$.exp','int')
+  http-request deny deny_status 401 if { var(txn.exp),sub(txn.now) -m int lt 0 }
+  http-request replace-path /bench/v1(/.*) \1
+  default_backend be
+EOF
+done
 start "$PROXY_CPU" haproxy -db -f "$OUT/haproxy.cfg" >"$OUT/haproxy.log" 2>&1 &
 HAPROXY_PID=$!
 PIDS+=($HAPROXY_PID)
@@ -162,8 +191,31 @@ code=$(admin POST /apis/bench/versions bench/bench-api.json)
 [ "$code" = 201 ] || { echo "registering the bench API failed: $code $(cat "$OUT/admin-last.json")" >&2; exit 1; }
 admin POST /apis/bench/versions/1.0.0/publish '{}' >/dev/null
 admin PUT /apis/bench/majors/1/upstream "{\"targets\":[{\"url\":\"http://$UP\",\"weight\":100}]}" >/dev/null
-wait_http "http://$GH/bench/v1/items/42" 200
-wait_http "http://$GH/inventory/v2/warehouses" 200
+# Identity: the seeded consumer b2b-portal, subscribed to the bench API, with an API key; the
+# test vectors' issuer with its public keys inline (no JWKS endpoint needed).
+admin POST /consumers/b2b-portal/subscriptions '{"api":"bench","plan":"portal-high"}' >/dev/null
+admin POST /consumers/b2b-portal/keys '{}' >/dev/null
+API_KEY=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["key"])' "$OUT/admin-last.json")
+python3 -c 'import json,sys; v=json.load(open(sys.argv[1]))["issuers"]["main"]; print(json.dumps({"issuer": v["issuer"], "audiences": v["audiences"], "algorithms": v["algorithms"], "keys": v["jwks"]}))' \
+  "$JWT/vectors.json" >"$OUT/issuer.json"
+code=$(admin POST /issuers "$OUT/issuer.json")
+[ "$code" = 201 ] || { echo "registering the issuer failed: $code $(cat "$OUT/admin-last.json")" >&2; exit 1; }
+token_of() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["tokens"][sys.argv[2]]["token"])' "$JWT/vectors.json" "$1"; }
+RS256=$(token_of rs256_valid)
+ES256=$(token_of es256_valid)
+wait_auth() { # url header
+  for _ in $(seq 1 200); do
+    code=$(curl -s -o /dev/null -w '%{http_code}' -H "$2" "$1" || true)
+    [ "$code" = 200 ] && return 0
+    sleep 0.05
+  done
+  echo "timed out waiting for $1 to answer 200 with a credential" >&2; return 1
+}
+wait_auth "http://$GH/bench/v1/items/42" "X-API-Key: $API_KEY"
+wait_auth "http://$GH/inventory/v2/warehouses" "X-API-Key: $API_KEY"
+wait_auth "http://$GH/bench/v1/items/42" "Authorization: Bearer $RS256"
+wait_auth "http://$HAPROXY_RS/bench/v1/items/42" "Authorization: Bearer $RS256"
+wait_auth "http://$HAPROXY_ES/bench/v1/items/42" "Authorization: Bearer $ES256"
 
 cat >"$OUT/post.lua" <<EOF
 wrk.method = "POST"
@@ -187,20 +239,35 @@ declare -A POST_URL=(
 )
 declare -A PROC=(
   [direct]="" [nginx]="$NGINX_PID $NGINX_WORKERS" [haproxy]="$HAPROXY_PID" [gatehouse]="$GH_PID"
+  [gatehouse-rs256]="$GH_PID" [gatehouse-es256]="$GH_PID"
+  [haproxy-rs256]="$HAPROXY_PID" [haproxy-es256]="$HAPROXY_PID"
 )
+# The credential each setup presents (only Gatehouse and the JWT HAProxy frontends check one).
+declare -A AUTH=(
+  [direct]="X-Bench: none" [nginx]="X-Bench: none" [haproxy]="X-Bench: none"
+  [gatehouse]="X-API-Key: $API_KEY"
+  [gatehouse-rs256]="Authorization: Bearer $RS256" [gatehouse-es256]="Authorization: Bearer $ES256"
+  [haproxy-rs256]="Authorization: Bearer $RS256" [haproxy-es256]="Authorization: Bearer $ES256"
+)
+URL[gatehouse-rs256]="http://$GH/bench/v1/items/42"
+URL[gatehouse-es256]="http://$GH/bench/v1/items/42"
+URL[haproxy-rs256]="http://$HAPROXY_RS/bench/v1/items/42"
+URL[haproxy-es256]="http://$HAPROXY_ES/bench/v1/items/42"
 read -r -a SETUPS <<<"${SETUPS:-direct nginx haproxy gatehouse}"
+read -r -a JWT_SETUPS <<<"${JWT_SETUPS-haproxy-rs256 gatehouse-rs256 haproxy-es256 gatehouse-es256}"
 measure() { # setup kind round [wrk args...]
   local s=$1 kind=$2 round=$3; shift 3
   local before after
   before=$(cpu_ticks ${PROC[$s]})
-  pin "$LOAD_CPU" wrk -t1 -c"$CONNS" -d"$DURATION" --latency "$@" >"$OUT/raw/$s-$kind-$round.txt"
+  pin "$LOAD_CPU" wrk -t1 -c"$CONNS" -d"$DURATION" --latency -H "${AUTH[$s]}" "$@" \
+    >"$OUT/raw/$s-$kind-$round.txt"
   after=$(cpu_ticks ${PROC[$s]})
   echo "$((after - before))" >"$OUT/raw/$s-$kind-$round.ticks"
 }
 
 echo "== warm-up"
-for s in "${SETUPS[@]}"; do
-  pin "$LOAD_CPU" wrk -t1 -c"$CONNS" -d2s "${URL[$s]}" >/dev/null
+for s in "${SETUPS[@]}" "${JWT_SETUPS[@]}"; do
+  pin "$LOAD_CPU" wrk -t1 -c"$CONNS" -d2s -H "${AUTH[$s]}" "${URL[$s]}" >/dev/null
 done
 
 for round in $(seq 1 "$ROUNDS"); do
@@ -209,6 +276,10 @@ for round in $(seq 1 "$ROUNDS"); do
     measure "$s" get "$round" "${URL[$s]}"
     echo "== round $round: $s POST 1 KB"
     measure "$s" post "$round" -s "$OUT/post.lua" "${POST_URL[$s]}"
+  done
+  for s in "${JWT_SETUPS[@]}"; do
+    echo "== round $round: $s GET"
+    measure "$s" get "$round" "${URL[$s]}"
   done
 done
 
@@ -283,6 +354,23 @@ lines.append(f"Gatehouse memory: peak RSS {int(peak_kb)/1024:.1f} MiB (VmHWM), R
 g = rows.get(("gatehouse", "get")); n = rows.get(("nginx", "get"))
 if g and n:
     lines.append(f"GET gatehouse/nginx: {g[0]/n[0]:.2f} req/s, {g[2]/n[2]:.2f} p99, {n[5]/g[5]:.2f} CPU per request")
+jwt = {}
+for setup in ("haproxy-rs256", "gatehouse-rs256", "haproxy-es256", "gatehouse-es256"):
+    rs = [parse(p) for p in sorted(glob.glob(f"{out}/raw/{setup}-get-*.txt"))]
+    if rs:
+        jwt[setup] = (statistics.median(r[0] for r in rs), statistics.median(r[1] for r in rs),
+                      statistics.median(r[2] for r in rs), sum(r[3] for r in rs),
+                      statistics.median(r[5] for r in rs))
+if jwt and g:
+    lines.append("")
+    lines.append("Identity (GET small JSON; the `gatehouse` rows above present an API key):")
+    lines.append("")
+    lines.append("| setup | requests/s | p50 ms | p99 ms | proxy CPU µs/request | non-2xx | vs gatehouse (API key) | vs HAProxy jwt_verify |")
+    lines.append("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for setup, r in jwt.items():
+        h = jwt.get("haproxy-" + setup.split("-")[1])
+        vs_h = f"{r[0]/h[0]:.2f}" if h else ""
+        lines.append(f"| {setup} | {r[0]:,.0f} | {r[1]:.3f} | {r[2]:.3f} | {r[4]:.1f} | {r[3]} | {r[0]/g[0]:.2f} | {vs_h} |")
 ok = bool(g and n) and g[0] >= 0.8 * n[0] and g[2] <= 1.5 * n[2] and int(peak_kb) < 64 * 1024
 lines.append(f"Performance bar (GET >= 0.8x nginx req/s, p99 <= 1.5x nginx, peak RSS < 64 MiB): {'MET' if ok else 'NOT MET'}")
 text = "\n".join(lines)

@@ -67,6 +67,10 @@ pub struct ServeArgs {
     /// `gatehouse spec lint --ruleset`).
     #[arg(long, env = "GATEHOUSE_LINT_RULESET")]
     pub lint_ruleset: Option<PathBuf>,
+    /// An issuer's key set is re-fetched for an unknown `kid` at most once per this many
+    /// seconds (default 10).
+    #[arg(long, env = "GATEHOUSE_JWKS_MIN_REFRESH_SECONDS")]
+    pub jwks_min_refresh_seconds: Option<u64>,
 }
 
 impl std::fmt::Debug for ServeArgs {
@@ -102,6 +106,7 @@ pub struct FileConfig {
     pub seed_catalog: Option<PathBuf>,
     pub proxy_threads: Option<usize>,
     pub lint_ruleset: Option<PathBuf>,
+    pub jwks_min_refresh_seconds: Option<u64>,
 }
 
 /// The validated configuration a node runs on.
@@ -119,6 +124,8 @@ pub struct ServeConfig {
     /// The publish gate's ruleset, and the file it came from (`None`: built-in).
     pub lint_ruleset: Ruleset,
     pub lint_ruleset_file: Option<PathBuf>,
+    /// The least time between two unknown-`kid` fetches of one issuer's key set.
+    pub jwks_min_refresh: std::time::Duration,
 }
 
 impl std::fmt::Debug for ServeConfig {
@@ -133,6 +140,7 @@ impl std::fmt::Debug for ServeConfig {
             .field("seed", &self.seed)
             .field("proxy_threads", &self.proxy_threads)
             .field("lint_ruleset_file", &self.lint_ruleset_file)
+            .field("jwks_min_refresh", &self.jwks_min_refresh)
             .finish()
     }
 }
@@ -161,6 +169,8 @@ pub enum ConfigError {
     Threads,
     #[error("lint ruleset {path}: {source}")]
     Ruleset { path: PathBuf, source: RulesetError },
+    #[error("`jwks_min_refresh_seconds` must be between 1 and 3600")]
+    JwksRefresh,
 }
 
 /// Replaces a password in a URL by `***`.
@@ -234,7 +244,15 @@ impl ServeArgs {
                 })?
             }
         };
+        let jwks_min_refresh_seconds = self
+            .jwks_min_refresh_seconds
+            .or(file.jwks_min_refresh_seconds)
+            .unwrap_or(10);
+        if !(1..=3600).contains(&jwks_min_refresh_seconds) {
+            return Err(ConfigError::JwksRefresh);
+        }
         Ok(ServeConfig {
+            jwks_min_refresh: std::time::Duration::from_secs(jwks_min_refresh_seconds),
             proxy_listen: address(
                 "proxy_listen",
                 self.proxy_listen.clone().or(file.proxy_listen),

@@ -4,11 +4,16 @@
 //!
 //! - [`proxy`]: the one `ProxyHttp` implementation and [`proxy::proxy_service`].
 //! - [`holder`]: the live snapshot (`arc-swap`) and [`holder::run_reloader`].
+//! - [`identity`]: the proxy's `authenticate`/`authorize` steps, verified-token cache,
+//!   batched last-used times of API keys.
+//! - [`jwks`]: the background-refreshed JWKS cache of trusted issuers.
 //! - [`metrics`]: Prometheus text exposition of the data plane.
 //! - [`config`], [`node`]: `gatehouse serve` settings and what a node knows about itself.
 
 pub mod config;
 pub mod holder;
+pub mod identity;
+pub mod jwks;
 pub mod metrics;
 pub mod node;
 pub mod proxy;
@@ -22,6 +27,9 @@ use config::ServeConfig;
 use gatehouse_registry::store::Store;
 use node::Node;
 use std::sync::Arc;
+
+/// How often the last-used times of API keys are written (one batch per interval).
+pub const KEY_USAGE_FLUSH: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Runs the gateway on Pingora until a signal stops it: SIGTERM drains in-flight requests
 /// (1 s grace, then up to 10 s for them to finish), SIGINT stops at once. The snapshot
@@ -40,7 +48,28 @@ pub fn run_proxy(
     if let Err(e) = control.block_on(holder::rebuild(store.as_ref(), &holder)) {
         holder.record_failure(&e);
     }
-    control.spawn(holder::run_reloader(store, holder.clone(), stop));
+    control.spawn(holder::run_reloader(store.clone(), holder.clone(), stop));
+    let jwks = jwks::JwksCache::new(jwks::JwksConfig {
+        min_refresh_interval: config.jwks_min_refresh,
+        ..jwks::JwksConfig::default()
+    });
+    let identity = Arc::new(identity::Identity::new(jwks.clone()));
+    {
+        // Key sets for the issuers of the first snapshot are being fetched before the proxy
+        // listens (not awaited: a slow provider must not hold the node).
+        let _guard = control.enter();
+        let holder = holder.clone();
+        control.spawn(jwks::run_sync(
+            jwks,
+            holder,
+            std::time::Duration::from_millis(200),
+        ));
+    }
+    control.spawn(identity::run_usage_flusher(
+        identity.usage.clone(),
+        store,
+        KEY_USAGE_FLUSH,
+    ));
     let conf = pingora::server::configuration::ServerConf {
         threads: config.proxy_threads,
         // Measured in bench/: without work stealing each thread keeps its connections and
@@ -54,6 +83,7 @@ pub fn run_proxy(
     let service = proxy::proxy_service(
         &server.configuration,
         holder,
+        identity,
         &config.proxy_listen.to_string(),
     );
     server.add_service(service);

@@ -6,6 +6,7 @@
 //!
 //! - [`diff`]: the breaking-change engine: two versions of a spec in, findings out.
 //! - [`document`]: safe loading of untrusted JSON and YAML.
+//! - [`identity`]: credentials, JWT and JWKS verification, scopes and subscriptions.
 //! - [`lint`]: the governance ruleset a spec must pass before it is published.
 //! - [`openapi`]: the one OpenAPI model (3.0 and 3.1) and spec ingest.
 //! - [`problem`]: RFC 9457 problem details, the shape of every refusal.
@@ -15,6 +16,7 @@
 
 pub mod diff;
 pub mod document;
+pub mod identity;
 pub mod lifecycle;
 pub mod lint;
 pub mod openapi;

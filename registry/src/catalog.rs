@@ -71,6 +71,8 @@ pub struct ApiSpec {
     #[serde(default)]
     pub validation: ValidationSettings,
     #[serde(default)]
+    pub forward_bearer: bool,
+    #[serde(default)]
     pub systems_of_record: Vec<EntitySystem>,
     #[serde(default)]
     pub versions: Vec<VersionSpec>,
@@ -360,6 +362,7 @@ async fn apply_api(
         default_major: spec.default_major,
         deprecation_notice_days: spec.deprecation_notice_days,
         validation: Some(spec.validation),
+        forward_bearer: Some(spec.forward_bearer),
     };
     let target = format!("api/{}", spec.slug);
     let exists = match r.store().get_api(&spec.slug).await? {
@@ -379,7 +382,8 @@ async fn apply_api(
                     != spec
                         .deprecation_notice_days
                         .unwrap_or(Api::DEFAULT_DEPRECATION_NOTICE_DAYS)
-                || cur.validation != spec.validation;
+                || cur.validation != spec.validation
+                || cur.forward_bearer != spec.forward_bearer;
             if differs
                 && plan.step(
                     "update",

@@ -8,10 +8,12 @@
 //! - [`catalog`]: declarative catalogs (`gatehouse apply`, seeding).
 //! - [`admin`]: the admin HTTP API.
 //! - [`secret`]: API keys and admin tokens.
+//! - [`credentials`]: the snapshot's identity index (keys, issuers, subscriptions).
 //! - [`snapshot`]: the immutable, compiled view the gateway serves from.
 
 pub mod admin;
 pub mod catalog;
+pub mod credentials;
 pub mod error;
 pub mod model;
 pub mod secret;

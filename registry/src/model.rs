@@ -34,6 +34,11 @@ pub struct Api {
     /// How the gateway checks this API's requests and responses against its spec.
     #[serde(default)]
     pub validation: ValidationSettings,
+    /// Whether the caller's bearer token reaches the upstream (`Authorization`). Off by
+    /// default: the upstream learns the caller from `X-Consumer`; an upstream that checks
+    /// the token itself (defence in depth, fine-grained claims) opts in. API keys never go.
+    #[serde(default)]
+    pub forward_bearer: bool,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
@@ -272,6 +277,58 @@ pub struct ApiKey {
     pub last_used_at: Option<OffsetDateTime>,
 }
 
+/// A trusted JWT issuer: whose tokens the gateway accepts, for which audiences, signed how,
+/// and with which keys (fetched from `jwks_uri`, given inline, or both).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Issuer {
+    /// `iss_` and the first 8 bytes of SHA-256 of `issuer` in hex: stable for an issuer, so
+    /// a client can compute it (see [`Issuer::id_for`]).
+    pub id: String,
+    /// The exact `iss` claim value.
+    pub issuer: String,
+    /// Accepted `aud` values; a token must name at least one.
+    pub audiences: Vec<String>,
+    /// Allowed algorithms (JOSE names: `RS256`, `ES256`, `EdDSA`, `HS256`, …).
+    pub algorithms: Vec<String>,
+    /// Where the key set is fetched from (in the background, never per request).
+    pub jwks_uri: Option<String>,
+    /// Keys given inline: a JWKS document `{"keys": [...]}`. May hold HS256 shared secrets,
+    /// so it is never shown back by the admin API and never printed by `Debug`.
+    pub keys: Option<serde_json::Value>,
+    /// Which claim names the consumer: `sub`, `azp` or `client_id`.
+    pub consumer_claim: String,
+    /// Clock skew allowed on `exp` and `nbf`, in seconds.
+    pub leeway_seconds: u32,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+}
+
+impl Issuer {
+    /// The id of an issuer URL: `iss_` + 16 hex digits of its SHA-256.
+    pub fn id_for(issuer: &str) -> String {
+        use sha2::{Digest, Sha256};
+        format!(
+            "iss_{}",
+            hex::encode(&Sha256::digest(issuer.as_bytes())[..8])
+        )
+    }
+}
+
+impl fmt::Debug for Issuer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Issuer")
+            .field("id", &self.id)
+            .field("issuer", &self.issuer)
+            .field("audiences", &self.audiences)
+            .field("algorithms", &self.algorithms)
+            .field("jwks_uri", &self.jwks_uri)
+            .field("keys", &self.keys.as_ref().map(|_| "<redacted>"))
+            .field("consumer_claim", &self.consumer_claim)
+            .field("leeway_seconds", &self.leeway_seconds)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Quota periods for contracted volumes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -492,4 +549,6 @@ pub struct Contents {
     pub keys: Vec<ApiKey>,
     pub plans: Vec<Plan>,
     pub subscriptions: Vec<Subscription>,
+    /// Trusted JWT issuers, with their inline keys.
+    pub issuers: Vec<Issuer>,
 }

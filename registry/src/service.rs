@@ -106,6 +106,9 @@ pub struct NewApi {
     /// The validation policy; absent: the defaults on create, unchanged on update.
     #[serde(default)]
     pub validation: Option<ValidationSettings>,
+    /// Whether the caller's bearer token is forwarded to the upstream (default false).
+    #[serde(default)]
+    pub forward_bearer: Option<bool>,
 }
 
 /// Input of `POST …/deprecate`.
@@ -175,6 +178,84 @@ pub struct SubscriptionInput {
     pub plan: String,
     #[serde(default)]
     pub scopes: Vec<String>,
+}
+
+/// Input of `POST /issuers`.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct IssuerInput {
+    pub issuer: String,
+    pub audiences: Vec<String>,
+    pub algorithms: Vec<String>,
+    #[serde(default)]
+    pub jwks_uri: Option<String>,
+    /// A JWKS document (`{"keys": [...]}`) or a bare array of JWKs.
+    #[serde(default)]
+    pub keys: Option<serde_json::Value>,
+    #[serde(default)]
+    pub consumer_claim: Option<String>,
+    #[serde(default)]
+    pub leeway_seconds: Option<u32>,
+}
+
+/// An issuer as the admin API shows it: inline keys by id and type only, never their
+/// material (an `oct` key is a shared secret).
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct IssuerView {
+    pub id: String,
+    pub issuer: String,
+    pub audiences: Vec<String>,
+    pub algorithms: Vec<String>,
+    pub jwks_uri: Option<String>,
+    pub inline_keys: Vec<InlineKeyView>,
+    pub consumer_claim: String,
+    pub leeway_seconds: u32,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+}
+
+/// One inline key as listed.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct InlineKeyView {
+    pub kid: Option<String>,
+    pub kty: String,
+    pub alg: Option<String>,
+}
+
+impl From<&Issuer> for IssuerView {
+    fn from(i: &Issuer) -> Self {
+        let str_of = |k: &serde_json::Value, m: &str| {
+            k.get(m)
+                .and_then(serde_json::Value::as_str)
+                .map(str::to_owned)
+        };
+        let inline_keys = i
+            .keys
+            .as_ref()
+            .and_then(|k| k.get("keys"))
+            .and_then(serde_json::Value::as_array)
+            .map(|keys| {
+                keys.iter()
+                    .map(|k| InlineKeyView {
+                        kid: str_of(k, "kid"),
+                        kty: str_of(k, "kty").unwrap_or_default(),
+                        alg: str_of(k, "alg"),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        IssuerView {
+            id: i.id.clone(),
+            issuer: i.issuer.clone(),
+            audiences: i.audiences.clone(),
+            algorithms: i.algorithms.clone(),
+            jwks_uri: i.jwks_uri.clone(),
+            inline_keys,
+            consumer_claim: i.consumer_claim.clone(),
+            leeway_seconds: i.leeway_seconds,
+            created_at: i.created_at,
+        }
+    }
 }
 
 /// A version as the admin API shows it: everything but the spec bytes.
@@ -554,6 +635,7 @@ impl Registry {
             default_major: input.default_major,
             deprecation_notice_days,
             validation: check_validation(input.validation.unwrap_or_default())?,
+            forward_bearer: input.forward_bearer.unwrap_or(false),
             created_at: now,
             updated_at: now,
         };
@@ -583,6 +665,7 @@ impl Registry {
             deprecation_notice_days,
             validation,
             updated_at: self.now(),
+            forward_bearer: input.forward_bearer.unwrap_or(before.forward_bearer),
             ..before.clone()
         };
         let mut m = meta(actor, "api.update", format!("api/{}", api.slug));
@@ -1395,6 +1478,59 @@ impl Registry {
         Ok(())
     }
 
+    // -- trusted issuers -----------------------------------------------------------------
+
+    /// Trusts a JWT issuer (admins only). Checks everything the gateway will rely on: the
+    /// algorithms are ones Gatehouse verifies, inline keys parse and fit the algorithms,
+    /// HS256 only with inline keys (a shared secret is never fetched from a URL), and a
+    /// `jwks_uri` is an absolute http(s) URL.
+    pub async fn create_issuer(&self, actor: &Actor, input: IssuerInput) -> Result<IssuerView> {
+        self.authorize(actor, Permission::Admin, None)?;
+        let issuer = check_issuer(input)?;
+        let mut m = meta(actor, "issuer.create", format!("issuer/{}", issuer.id));
+        m.after_digest = Some(digest(&issuer));
+        self.store.create_issuer(&issuer, &m).await?;
+        Ok(IssuerView::from(&issuer))
+    }
+
+    /// Every trusted issuer, without key material.
+    pub async fn list_issuers(&self, actor: &Actor) -> Result<Vec<IssuerView>> {
+        self.authorize(actor, Permission::Read, None)?;
+        Ok(self
+            .store
+            .list_issuers()
+            .await?
+            .iter()
+            .map(IssuerView::from)
+            .collect())
+    }
+
+    /// Finds an issuer by id (`iss_…`) or by its issuer URL.
+    pub async fn require_issuer(&self, id_or_url: &str) -> Result<Issuer> {
+        let id = if id_or_url.starts_with("iss_") {
+            id_or_url.to_owned()
+        } else {
+            Issuer::id_for(id_or_url)
+        };
+        self.store
+            .get_issuer(&id)
+            .await?
+            .ok_or_else(|| RegistryError::NotFound {
+                entity: "issuer",
+                key: id_or_url.to_owned(),
+            })
+    }
+
+    /// Stops trusting an issuer (admins only); its tokens are refused from the next snapshot.
+    pub async fn delete_issuer(&self, actor: &Actor, id_or_url: &str) -> Result<()> {
+        self.authorize(actor, Permission::Admin, None)?;
+        let before = self.require_issuer(id_or_url).await?;
+        let mut m = meta(actor, "issuer.delete", format!("issuer/{}", before.id));
+        m.before_digest = Some(digest(&before));
+        self.store.delete_issuer(&before.id, &m).await?;
+        Ok(())
+    }
+
     // -- change log ----------------------------------------------------------------------
 
     pub async fn list_changes(
@@ -1592,6 +1728,137 @@ pub(crate) fn check_validators(document: &Document) -> Result<()> {
     } else {
         Err(RegistryError::InvalidSchemas { errors })
     }
+}
+
+/// Validates `POST /issuers` input into the record to store.
+fn check_issuer(input: IssuerInput) -> Result<Issuer> {
+    use gatehouse_policies::identity::{Alg, ConsumerClaim, KeySet, jwt::MAX_LEEWAY_SECONDS};
+    let invalid = |field: &str, message: String| RegistryError::Invalid {
+        field: field.to_owned(),
+        message,
+    };
+    let issuer = input.issuer.trim().to_owned();
+    if issuer.is_empty() || issuer.len() > 512 || issuer.chars().any(char::is_control) {
+        return Err(invalid(
+            "issuer",
+            "must be the exact `iss` value, 1-512 characters".into(),
+        ));
+    }
+    if input.audiences.is_empty()
+        || input
+            .audiences
+            .iter()
+            .any(|a| a.trim().is_empty() || a.len() > 512)
+    {
+        return Err(invalid(
+            "audiences",
+            "name at least one audience; `aud` is always checked".into(),
+        ));
+    }
+    let mut algorithms: Vec<Alg> = Vec::new();
+    for (i, a) in input.algorithms.iter().enumerate() {
+        let alg: Alg = a
+            .parse()
+            .map_err(|e: gatehouse_policies::identity::jwt::UnknownAlg| {
+                invalid(&format!("algorithms/{i}"), e.to_string())
+            })?;
+        if !algorithms.contains(&alg) {
+            algorithms.push(alg);
+        }
+    }
+    if algorithms.is_empty() {
+        return Err(invalid(
+            "algorithms",
+            "name the algorithms this issuer signs with".into(),
+        ));
+    }
+    let consumer_claim = input.consumer_claim.unwrap_or_else(|| "sub".into());
+    if ConsumerClaim::parse(&consumer_claim).is_none() {
+        return Err(invalid(
+            "consumer_claim",
+            "must be `sub`, `azp` or `client_id`".into(),
+        ));
+    }
+    let leeway_seconds = input.leeway_seconds.unwrap_or(60);
+    if u64::from(leeway_seconds) > MAX_LEEWAY_SECONDS {
+        return Err(invalid(
+            "leeway_seconds",
+            format!("at most {MAX_LEEWAY_SECONDS}"),
+        ));
+    }
+    if let Some(uri) = &input.jwks_uri {
+        let ok = (uri.starts_with("https://") || uri.starts_with("http://"))
+            && uri.parse::<http::Uri>().is_ok_and(|u| u.host().is_some())
+            && !uri.contains('@');
+        if !ok {
+            return Err(invalid(
+                "jwks_uri",
+                "must be an absolute http(s) URL without credentials".into(),
+            ));
+        }
+        if algorithms.iter().any(|a| a.is_symmetric()) {
+            return Err(invalid(
+                "algorithms",
+                "HS256 keys are shared secrets: give them inline in `keys`, never by URL".into(),
+            ));
+        }
+    }
+    let keys = match input.keys {
+        None => None,
+        Some(v) => {
+            // A bare array of JWKs is accepted as shorthand for a key set.
+            let doc = match v {
+                serde_json::Value::Array(list) => serde_json::json!({ "keys": list }),
+                other => other,
+            };
+            let (set, skipped) =
+                KeySet::from_value(&doc).map_err(|e| invalid("keys", e.to_string()))?;
+            if let Some(s) = skipped.first() {
+                return Err(invalid(&format!("keys/{}", s.index), s.reason.clone()));
+            }
+            if doc["keys"].as_array().is_some_and(|keys| {
+                keys.iter()
+                    .any(|k| k.get("kty") != Some(&"oct".into()) && k.get("d").is_some())
+            }) {
+                return Err(invalid(
+                    "keys",
+                    "give public keys only: a private key (`d`) does not belong here".into(),
+                ));
+            }
+            for (i, key) in set.keys().iter().enumerate() {
+                if !algorithms.iter().any(|a| key.accepts(*a)) {
+                    return Err(invalid(
+                        &format!("keys/{i}"),
+                        format!(
+                            "a {} key cannot verify any of the issuer's algorithms",
+                            key.kind.as_str()
+                        ),
+                    ));
+                }
+            }
+            if set.is_empty() {
+                return Err(invalid("keys", "the key set is empty".into()));
+            }
+            Some(doc)
+        }
+    };
+    if input.jwks_uri.is_none() && keys.is_none() {
+        return Err(invalid(
+            "jwks_uri",
+            "give `jwks_uri`, inline `keys`, or both".into(),
+        ));
+    }
+    Ok(Issuer {
+        id: Issuer::id_for(&issuer),
+        issuer,
+        audiences: input.audiences,
+        algorithms: algorithms.iter().map(|a| a.as_str().to_owned()).collect(),
+        jwks_uri: input.jwks_uri,
+        keys,
+        consumer_claim,
+        leeway_seconds,
+        created_at: OffsetDateTime::now_utc(),
+    })
 }
 
 fn check_plan(plan: &Plan) -> Result<()> {

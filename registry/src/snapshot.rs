@@ -23,10 +23,12 @@
 //! specs at registration, so this only happens to versions registered before that check
 //! existed or after a validator change.
 
+use crate::credentials::{Credentials, CredentialsError};
 use crate::model::{
-    Contents, LifecycleState, ResponseValidation, Upstream, ValidationSettings, Version,
+    Api, Contents, LifecycleState, ResponseValidation, Upstream, ValidationSettings, Version,
 };
 use bytes::Bytes;
+use gatehouse_policies::identity::SecurityPolicy;
 use gatehouse_policies::lifecycle::{Lifecycle, Stage, Window};
 use gatehouse_policies::openapi::{self, Document, Method, Operation, ResponseStatus, SpecError};
 use gatehouse_policies::routing::VersionPolicy;
@@ -74,6 +76,8 @@ pub enum SnapshotError {
     },
     #[error("version {api} {version} belongs to no registered API")]
     OrphanVersion { api: String, version: String },
+    #[error(transparent)]
+    Credentials(#[from] CredentialsError),
 }
 
 /// Why an upstream target URL is not usable.
@@ -100,7 +104,8 @@ pub struct Snapshot {
     /// Every distinct upstream target (by URL); [`TargetEntry::slot`] indexes it. The gateway
     /// keeps per-target state (passive health) aligned with this list across snapshots.
     pub target_urls: Vec<String>,
-    // ROOM(identity, next issue): API-key hashes → consumer, trusted JWT issuers and keys.
+    /// API keys, trusted issuers and subscriptions.
+    pub credentials: Credentials,
     // ROOM(limits): plans and subscriptions compiled per (consumer, API).
 }
 
@@ -142,6 +147,8 @@ pub struct MajorEntry {
     pub validation: ValidationPolicy,
     /// This version's compiled validators (also referenced by each [`OperationEntry`]).
     pub validators: Arc<Validators>,
+    /// Whether the caller's bearer token is forwarded upstream (the API's opt-in).
+    pub forward_bearer: bool,
 }
 
 /// An API's validation policy, compiled for the hot path.
@@ -213,6 +220,9 @@ pub struct OperationEntry {
     pub mocks: MockSet,
     /// The compiled validator; `None` when the API's policy validates nothing.
     pub validator: Option<Arc<CompiledOperation>>,
+    /// What the operation's OpenAPI `security` requires (credential kind and scopes).
+    pub security: SecurityPolicy,
+    // ROOM(validation): the compiled parameter and body validators of this operation.
 }
 
 /// The example responses of an operation.
@@ -438,6 +448,7 @@ impl Snapshot {
             built_at: now,
             apis: HashMap::new(),
             target_urls: Vec::new(),
+            credentials: Credentials::default(),
         }
     }
 
@@ -510,6 +521,8 @@ impl Snapshot {
             }
         }
 
+        let api_records: HashMap<&str, &Api> =
+            contents.apis.iter().map(|a| (a.slug.as_str(), a)).collect();
         let mut targets = TargetSlots::default();
         let upstreams: HashMap<(&str, u64), &Upstream> = contents
             .upstreams
@@ -531,7 +544,8 @@ impl Snapshot {
                 .and_then(|a| a.majors.get(&major))
                 .map(|m| m.validators.clone());
             let options = settings.get(api).map(|s| compile_options(s));
-            let entry = compile_major(v, upstream, policy, options, reusable)?;
+            let forward_bearer = api_records.get(api).is_some_and(|a| a.forward_bearer);
+            let entry = compile_major(v, upstream, forward_bearer, policy, options, reusable)?;
             if let Some(a) = apis.get_mut(api) {
                 a.majors.insert(major, Arc::new(entry));
             }
@@ -542,6 +556,7 @@ impl Snapshot {
             built_at: now,
             apis,
             target_urls: targets.urls,
+            credentials: Credentials::compile(contents)?,
         })
     }
 }
@@ -646,6 +661,7 @@ fn attach_validators(
 fn compile_major(
     v: &Version,
     upstream: Option<Arc<UpstreamEntry>>,
+    forward_bearer: bool,
     policy: ValidationPolicy,
     options: Option<CompileOptions>,
     previous: Option<Arc<Validators>>,
@@ -720,6 +736,7 @@ fn compile_major(
         upstream,
         validation: policy,
         validators,
+        forward_bearer,
     })
 }
 
@@ -739,8 +756,11 @@ pub fn compile_router(doc: &Document) -> Result<RouterParts, (String, matchit::I
         router
             .insert(route, paths.len())
             .map_err(|e| (item.template.clone(), e))?;
-        let operations: Vec<OperationEntry> =
-            item.operations.iter().map(compile_operation).collect();
+        let operations: Vec<OperationEntry> = item
+            .operations
+            .iter()
+            .map(|op| compile_operation(doc, op))
+            .collect();
         let mut methods: Vec<Method> = operations.iter().map(|o| o.method).collect();
         methods.sort();
         let allow = methods
@@ -795,13 +815,14 @@ fn escape_braces(s: &str) -> String {
     s.replace('{', "{{").replace('}', "}}")
 }
 
-fn compile_operation(op: &Operation) -> OperationEntry {
+fn compile_operation(doc: &Document, op: &Operation) -> OperationEntry {
     OperationEntry {
         method: op.method,
         name: op.display_name(),
         idempotent: op.method.is_idempotent(),
         mocks: compile_mocks(op),
         validator: None,
+        security: SecurityPolicy::compile(op.effective_security(doc), &doc.security_schemes),
     }
 }
 
@@ -873,6 +894,7 @@ mod tests {
             default_major: Some(1),
             deprecation_notice_days: Api::DEFAULT_DEPRECATION_NOTICE_DAYS,
             validation: Default::default(),
+            forward_bearer: false,
             created_at: NOW,
             updated_at: NOW,
         }

@@ -116,6 +116,7 @@ fn api(slug: &str, team: &str) -> Api {
         default_major: Some(1),
         deprecation_notice_days: 30,
         validation: Default::default(),
+        forward_bearer: false,
         created_at: at(2),
         updated_at: at(2),
     }
@@ -197,6 +198,20 @@ fn token(id: &str, role: Role) -> AdminToken {
         team: None,
         created_at: at(5),
         revoked_at: None,
+    }
+}
+
+fn issuer(url: &str) -> Issuer {
+    Issuer {
+        id: Issuer::id_for(url),
+        issuer: url.into(),
+        audiences: vec!["gatehouse".into(), "other".into()],
+        algorithms: vec!["RS256".into(), "HS256".into()],
+        jwks_uri: Some(format!("{url}.well-known/jwks.json")),
+        keys: Some(serde_json::json!({"keys": [{"kty": "oct", "kid": "h", "k": "c2VjcmV0"}]})),
+        consumer_claim: "azp".into(),
+        leeway_seconds: 30,
+        created_at: at(6),
     }
 }
 
@@ -341,6 +356,7 @@ store_test!(apis_create_get_list_update, |t: Ctx| async move {
         max_body_bytes: ValidationSettings::MAX_MAX_BODY_BYTES,
         reject_unknown_query_params: false,
     };
+    changed.forward_bearer = true;
     changed.created_at = at(500);
     changed.updated_at = at(600);
     s.update_api(&changed, &m()).await.unwrap();
@@ -1337,6 +1353,39 @@ store_test!(load_contents_is_one_consistent_read, |t: Ctx| async move {
         contents.subscriptions,
         [subscription("edi", "inventory", "gold")]
     );
+});
+
+store_test!(issuers_create_get_list_delete, |t: Ctx| async move {
+    let s = &*t.store;
+    let a = issuer("https://b.idp.test/");
+    let mut b = issuer("https://a.idp.test/");
+    b.jwks_uri = None;
+    b.audiences = vec!["only".into()];
+    s.create_issuer(&a, &meta("issuer.create", "issuer/a"))
+        .await
+        .unwrap();
+    s.create_issuer(&b, &m()).await.unwrap();
+    assert_duplicate(s.create_issuer(&a, &m()).await, "issuer", &a.issuer);
+    assert_eq!(s.get_issuer(&a.id).await.unwrap(), Some(a.clone()));
+    assert_eq!(s.get_issuer("iss_nope").await.unwrap(), None);
+    // Ordered by issuer URL.
+    assert_eq!(s.list_issuers().await.unwrap(), [b.clone(), a.clone()]);
+    assert_eq!(
+        s.load_contents().await.unwrap().issuers,
+        [b.clone(), a.clone()]
+    );
+
+    s.delete_issuer(&b.id, &meta("issuer.delete", "issuer/b"))
+        .await
+        .unwrap();
+    assert_not_found(s.delete_issuer(&b.id, &m()).await, "issuer", &b.id);
+    assert_eq!(s.list_issuers().await.unwrap(), std::slice::from_ref(&a));
+    let changes = all_changes(s).await;
+    let actions: Vec<&str> = changes.iter().map(|c| c.action.as_str()).collect();
+    assert_eq!(actions, ["issuer.create", "test.write", "issuer.delete"]);
+    assert_valid_chain(&changes);
+    // The shared secret is stored (the gateway needs it), never printed.
+    assert!(!format!("{a:?}").contains("c2VjcmV0"));
 });
 
 store_test!(reopening_keeps_the_data, |t: Ctx| async move {

@@ -20,6 +20,58 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 use time::OffsetDateTime;
 
+/// The API key the harness's clients present (`X-API-Key`), so that data-plane tests pass
+/// the gateway's identity checks. In-process gateways get it with every snapshot
+/// ([`with_test_identity`]); `gatehouse serve` processes get it written to their store at
+/// start (for the consumer [`TEST_CONSUMER`], or `b2b-portal` when the bundled catalog is
+/// seeded). Identity itself is tested with real keys and tokens in `tests/identity.rs`.
+pub const TEST_API_KEY: &str = "ghk_7e57c0de.dGVzdC1rZXktb2YtdGhlLWhhcm5lc3Mtbm90LWEtc2VjcmV0IQ";
+/// The key id of [`TEST_API_KEY`].
+pub const TEST_KEY_ID: &str = "ghk_7e57c0de";
+/// The consumer the harness's key belongs to.
+pub const TEST_CONSUMER: &str = "test-consumer";
+
+/// `contents` plus the harness's consumer, its key, and a subscription to every API in it
+/// (every major, under a plan `test-plan`), for in-process gateways.
+pub fn with_test_identity(contents: &Contents) -> Contents {
+    use gatehouse_registry::model::{ApiKey, Consumer, Subscription};
+    let mut c = contents.clone();
+    if !c.consumers.iter().any(|x| x.name == TEST_CONSUMER) {
+        c.consumers.push(Consumer {
+            name: TEST_CONSUMER.into(),
+            contact: None,
+            created_at: OffsetDateTime::UNIX_EPOCH,
+        });
+    }
+    if !c.keys.iter().any(|k| k.id == TEST_KEY_ID) {
+        c.keys.push(ApiKey {
+            id: TEST_KEY_ID.into(),
+            consumer: TEST_CONSUMER.into(),
+            hash: gatehouse_registry::secret::hash(TEST_API_KEY),
+            created_at: OffsetDateTime::UNIX_EPOCH,
+            expires_at: None,
+            revoked_at: None,
+            last_used_at: None,
+        });
+    }
+    for api in &contents.apis {
+        if !c
+            .subscriptions
+            .iter()
+            .any(|s| s.consumer == TEST_CONSUMER && s.api == api.slug)
+        {
+            c.subscriptions.push(Subscription {
+                consumer: TEST_CONSUMER.into(),
+                api: api.slug.clone(),
+                majors: Vec::new(),
+                plan: "test-plan".into(),
+                scopes: Vec::new(),
+            });
+        }
+    }
+    c
+}
+
 /// A free TCP port on 127.0.0.1 (bound, then released).
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -240,6 +292,7 @@ pub mod records {
             default_major,
             deprecation_notice_days: Api::DEFAULT_DEPRECATION_NOTICE_DAYS,
             validation: Default::default(),
+            forward_bearer: false,
             created_at: now(),
             updated_at: now(),
         }
@@ -337,9 +390,17 @@ impl InProcessGateway {
             ..Default::default()
         };
         let mut server = pingora::server::Server::new_with_opt_and_conf(None, conf);
+        let jwks = gatehouse_gateway::jwks::JwksCache::new(Default::default());
+        tokio::spawn(gatehouse_gateway::jwks::run_sync(
+            jwks.clone(),
+            holder.clone(),
+            Duration::from_millis(100),
+        ));
+        let identity = Arc::new(gatehouse_gateway::identity::Identity::new(jwks));
         let svc = gatehouse_gateway::proxy::proxy_service(
             &server.configuration,
             holder.clone(),
+            identity,
             &addr.to_string(),
         );
         server.add_service(svc);
@@ -364,7 +425,8 @@ impl InProcessGateway {
 
     /// Compiles and installs a new snapshot (what the reloader does after a store change).
     pub async fn install(&self, contents: &Contents) {
-        let snapshot = Snapshot::compile(contents, OffsetDateTime::now_utc()).expect("compile");
+        let contents = with_test_identity(contents);
+        let snapshot = Snapshot::compile(&contents, OffsetDateTime::now_utc()).expect("compile");
         let addrs = holder::resolve_targets(&snapshot).await;
         self.holder.install(Arc::new(snapshot), addrs);
     }
@@ -385,9 +447,16 @@ impl Drop for InProcessGateway {
     }
 }
 
-/// A client that never pools across tests and never follows redirects.
+/// A client that never pools across tests and never follows redirects, presenting the
+/// harness's [`TEST_API_KEY`].
 pub fn client() -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        "x-api-key",
+        reqwest::header::HeaderValue::from_static(TEST_API_KEY),
+    );
     reqwest::Client::builder()
+        .default_headers(headers)
         .redirect(reqwest::redirect::Policy::none())
         .timeout(Duration::from_secs(10))
         .build()
@@ -399,8 +468,14 @@ pub fn client() -> reqwest::Client {
 pub async fn raw_get(addr: SocketAddr, target: &str, extra_headers: &str) -> (u16, String) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let lower = extra_headers.to_ascii_lowercase();
+    let key = if lower.contains("x-api-key:") || lower.contains("authorization:") {
+        String::new()
+    } else {
+        format!("X-API-Key: {TEST_API_KEY}\r\n")
+    };
     let req = format!(
-        "GET {target} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n{extra_headers}\r\n"
+        "GET {target} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n{key}{extra_headers}\r\n"
     );
     s.write_all(req.as_bytes()).await.expect("write");
     let mut buf = Vec::new();
@@ -490,6 +565,8 @@ pub struct ServeOptions {
     pub database_url: Option<String>,
     /// `all`, `gateway` or `admin`.
     pub role: &'static str,
+    /// Extra environment for the process (e.g. `GATEHOUSE_JWKS_MIN_REFRESH_SECONDS`).
+    pub env: Vec<(&'static str, String)>,
 }
 
 impl Default for ServeOptions {
@@ -498,6 +575,7 @@ impl Default for ServeOptions {
             seed: false,
             database_url: None,
             role: "all",
+            env: Vec::new(),
         }
     }
 }
@@ -545,9 +623,23 @@ impl GatehouseProcess {
         if !opts.seed {
             cmd.arg("--no-seed");
         }
+        for (k, v) in &opts.env {
+            cmd.env(k, v);
+        }
         if let Some(url) = &opts.database_url {
             cmd.arg("--database-url").arg(url);
         }
+        // Before the node starts, so its first snapshot (built before it listens) has it.
+        let database_url = opts
+            .database_url
+            .clone()
+            .unwrap_or_else(|| format!("sqlite://{}", dir.path().join("gatehouse.db").display()));
+        let consumer = if opts.seed {
+            "b2b-portal"
+        } else {
+            TEST_CONSUMER
+        };
+        plant_test_key(&database_url, consumer).await;
         let child = cmd.spawn().expect("start gatehouse serve");
         let p = GatehouseProcess {
             proxy,
@@ -621,6 +713,54 @@ impl Drop for GatehouseProcess {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Writes the harness's consumer and [`TEST_API_KEY`] straight into a node's store (the
+/// admin API only issues random keys). Idempotent: nodes sharing a database plant it once.
+async fn plant_test_key(database_url: &str, consumer: &str) {
+    use gatehouse_registry::model::{Actor, ApiKey, ChangeMeta, Consumer};
+    use gatehouse_registry::store::StoreError;
+    let store = gatehouse_registry::store::open(database_url)
+        .await
+        .expect("open the node's store");
+    let meta = |action: &str| ChangeMeta {
+        actor: Actor::system(),
+        action: action.into(),
+        target: format!("consumer/{consumer}"),
+        reason: Some("test harness".into()),
+        before_digest: None,
+        after_digest: None,
+    };
+    let ok = |r: Result<(), StoreError>| match r {
+        Ok(()) | Err(StoreError::Duplicate { .. }) => {}
+        Err(e) => panic!("planting the test key: {e}"),
+    };
+    if store.get_consumer(consumer).await.expect("read").is_none() {
+        ok(store
+            .create_consumer(
+                &Consumer {
+                    name: consumer.into(),
+                    contact: None,
+                    created_at: OffsetDateTime::now_utc(),
+                },
+                &meta("consumer.create"),
+            )
+            .await);
+    }
+    ok(store
+        .create_key(
+            &ApiKey {
+                id: TEST_KEY_ID.into(),
+                consumer: consumer.into(),
+                hash: gatehouse_registry::secret::hash(TEST_API_KEY),
+                created_at: OffsetDateTime::now_utc(),
+                expires_at: None,
+                revoked_at: None,
+                last_used_at: None,
+            },
+            &meta("key.create"),
+        )
+        .await);
 }
 
 /// A thin admin-API client: JSON in, `(status, JSON)` out.
@@ -697,6 +837,25 @@ impl Admin {
             .await;
         assert!(s == 200 || s == 201, "publish: {s} {b}");
         self.set_upstream(slug, major_of(version), targets).await;
+        self.subscribe_test_consumer(slug).await;
+    }
+
+    /// Subscribes the harness's consumer to every major of `slug` (plan `test-plan`).
+    pub async fn subscribe_test_consumer(&self, slug: &str) {
+        let (s, b) = self
+            .post(
+                "/plans",
+                &json!({"name": "test-plan", "rate": {"requests": 100000, "per_seconds": 1}}),
+            )
+            .await;
+        assert!(s == 201 || s == 409, "plan: {s} {b}");
+        let (s, b) = self
+            .post(
+                &format!("/consumers/{TEST_CONSUMER}/subscriptions"),
+                &json!({"api": slug, "plan": "test-plan"}),
+            )
+            .await;
+        assert_eq!(s, 201, "subscription: {b}");
     }
 
     pub async fn set_upstream(&self, slug: &str, major: u64, targets: &[(&str, u32)]) {

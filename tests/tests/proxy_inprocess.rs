@@ -151,8 +151,10 @@ async fn headers_to_the_upstream_and_back() {
     let c = client();
     let resp = c
         .get(gw.url("/echo/v1/items/1"))
-        .header("Authorization", "Bearer secret-token")
-        .header("X-API-Key", "gh_secret")
+        // The harness's API key (X-API-Key) identifies the caller; an Authorization of
+        // another scheme beside it is ignored. Neither may reach the upstream.
+        .header("Authorization", "Basic c2VjcmV0OnNlY3JldA==")
+        .header("X-Consumer", "someone-else")
         .header("X-Forwarded-For", "198.51.100.7")
         .header(
             "traceparent",
@@ -173,6 +175,7 @@ async fn headers_to_the_upstream_and_back() {
     let h = &v["headers"];
     assert!(h.get("authorization").is_none(), "{h}");
     assert!(h.get("x-api-key").is_none(), "{h}");
+    assert_eq!(h["x-consumer"], gatehouse_tests::TEST_CONSUMER, "{h}");
     assert_eq!(h["x-request-id"], rid.as_str());
     assert_eq!(h["x-custom"], "kept");
     assert_eq!(h["x-forwarded-for"], "198.51.100.7, 127.0.0.1");

@@ -77,6 +77,9 @@ enum Command {
     /// API keys of consumers.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Trusted JWT issuers.
+    #[command(subcommand)]
+    Issuers(IssuersCommand),
     /// Auditor queries.
     #[command(subcommand)]
     Audit(AuditCommand),
@@ -123,6 +126,9 @@ enum ApisCommand {
         version_header: bool,
         #[arg(long)]
         default_major: Option<u64>,
+        /// Forward the caller's bearer token to the upstream (API keys never are).
+        #[arg(long)]
+        forward_bearer: bool,
     },
     /// Set where a major version is served: `--target URL=WEIGHT`, repeatable (e.g. a
     /// legacy and a cloud ERP at 90/10 during a cut-over).
@@ -254,6 +260,38 @@ enum KeysCommand {
     Revoke {
         consumer: String,
         id: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum IssuersCommand {
+    /// Trust a JWT issuer: keys from `--jwks-uri`, inline from `--keys FILE`, or both.
+    Add {
+        /// The exact `iss` claim value.
+        issuer: String,
+        /// Accepted `aud` values (repeatable, at least one).
+        #[arg(long = "audience", required = true)]
+        audiences: Vec<String>,
+        /// Allowed algorithms (repeatable): RS256, RS384, RS512, PS256, PS384, PS512,
+        /// ES256, ES384, EdDSA, HS256.
+        #[arg(long = "algorithm", required = true)]
+        algorithms: Vec<String>,
+        #[arg(long)]
+        jwks_uri: Option<String>,
+        /// A JWKS file (`{"keys": [...]}`) of inline keys; HS256 secrets go here.
+        #[arg(long)]
+        keys: Option<PathBuf>,
+        /// The claim naming the consumer.
+        #[arg(long, value_parser = ["sub", "azp", "client_id"])]
+        consumer_claim: Option<String>,
+        /// Clock skew allowed on `exp` and `nbf` (default 60).
+        #[arg(long)]
+        leeway_seconds: Option<u32>,
+    },
+    List,
+    /// Stop trusting an issuer, by id (`iss_…`) or issuer URL.
+    Remove {
+        issuer: String,
     },
 }
 
@@ -401,12 +439,14 @@ async fn client_command(c: &AdminClient, cli: &Cli) -> anyhow::Result<ExitCode> 
             description,
             version_header,
             default_major,
+            forward_bearer,
         }) => {
             let v = c
                 .post(
                     "/apis",
                     &json!({"slug": slug, "title": title, "team": team, "description": description,
-                            "version_header": version_header, "default_major": default_major}),
+                            "version_header": version_header, "default_major": default_major,
+                            "forward_bearer": forward_bearer}),
                 )
                 .await?;
             print_object(&v, out);
@@ -471,6 +511,7 @@ async fn client_command(c: &AdminClient, cli: &Cli) -> anyhow::Result<ExitCode> 
         }
         Command::Consumers(cmd) => consumers_command(c, cmd, out).await?,
         Command::Keys(cmd) => keys_command(c, cmd, out).await?,
+        Command::Issuers(cmd) => issuers_command(c, cmd, out).await?,
         Command::Audit(AuditCommand::Changes {
             actor,
             action,
@@ -731,6 +772,58 @@ async fn keys_command(c: &AdminClient, cmd: &KeysCommand, out: Output) -> anyhow
                 print_json(&json!({"revoked": id}));
             } else {
                 println!("revoked {id}");
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn issuers_command(c: &AdminClient, cmd: &IssuersCommand, out: Output) -> anyhow::Result<()> {
+    match cmd {
+        IssuersCommand::Add {
+            issuer,
+            audiences,
+            algorithms,
+            jwks_uri,
+            keys,
+            consumer_claim,
+            leeway_seconds,
+        } => {
+            let keys: Option<Value> = match keys {
+                None => None,
+                Some(path) => {
+                    let text = std::fs::read(path)
+                        .with_context(|| format!("reading {}", path.display()))?;
+                    Some(
+                        serde_json::from_slice(&text)
+                            .with_context(|| format!("{} is not JSON", path.display()))?,
+                    )
+                }
+            };
+            let v = c
+                .post(
+                    "/issuers",
+                    &json!({"issuer": issuer, "audiences": audiences, "algorithms": algorithms,
+                            "jwks_uri": jwks_uri, "keys": keys, "consumer_claim": consumer_claim,
+                            "leeway_seconds": leeway_seconds}),
+                )
+                .await?;
+            print_object(&v, out);
+        }
+        IssuersCommand::List => {
+            let v = c.get("/issuers").await?;
+            print_items(
+                &v,
+                out,
+                &["id", "issuer", "algorithms", "audiences", "jwks_uri"],
+            );
+        }
+        IssuersCommand::Remove { issuer } => {
+            c.delete(&format!("/issuers/{}", enc(issuer))).await?;
+            if out == Output::Json {
+                print_json(&json!({"removed": issuer}));
+            } else {
+                println!("removed {issuer}");
             }
         }
     }

@@ -6,10 +6,10 @@
 //! | hook | runs | owns |
 //! | --- | --- | --- |
 //! | `new_ctx` | per request, first | start time, empty context |
-//! | `request_filter` | after the request header is read | request id and trace, [`route`] (404/405/410, 400 on bad paths), later `authenticate`, `rate_limit`; [`validate`](validate::check_request) (400/411/413/415: parameters, content type, the body read and buffered here); answers `mock://` targets and every refusal itself |
+//! | `request_filter` | after the request header is read | request id and trace, [`route`] (404/405/410, 400 on bad paths), `authenticate` (401) and `authorize` (403: subscription, OpenAPI scopes), later `rate_limit`; [`validate`](validate::check_request) (400/411/413/415: parameters, content type, the body read and buffered here); answers `mock://` targets and every refusal itself |
 //! | `upstream_peer` | before each attempt (again on retry) | weighted target choice with passive health, timeouts |
 //! | `fail_to_connect` | a connection attempt failed | health, metrics, retry decision (idempotent, another target) |
-//! | `upstream_request_filter` | before the request header goes upstream | upstream path (base + operation path), `Host`, forwarding and trace headers, credentials removed, `Expect` dropped when the body was read already |
+//! | `upstream_request_filter` | before the request header goes upstream | upstream path (base + operation path), `Host`, forwarding and trace headers, credentials removed, `X-Consumer` set (the bearer token kept only where the API opts in), `Expect` dropped when the body was read already |
 //! | `request_body_filter` | per request body chunk sent upstream | the body read by `validate`, replayed byte for byte ([`validate::replay`]) |
 //! | `error_while_proxy` | an error after the connection was made | health, metrics, retry only for an idempotent request on a reused connection before anything was answered |
 //! | `upstream_response_filter` | upstream response header arrived | target marked healthy |
@@ -30,6 +30,7 @@ pub use respond::{GatewayError, Reply};
 pub use route::{Refusal, Routed, route};
 
 use crate::holder::{Live, SnapshotHolder};
+use crate::identity::{Caller, Identity};
 use crate::metrics::{Metrics, Outcome, RouteSeries, UpstreamErrorKind};
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -51,12 +52,17 @@ const MAX_ATTEMPTS: usize = 3;
 pub struct Gateway {
     holder: Arc<SnapshotHolder>,
     metrics: Arc<Metrics>,
+    identity: Arc<Identity>,
 }
 
 impl Gateway {
-    pub fn new(holder: Arc<SnapshotHolder>) -> Self {
+    pub fn new(holder: Arc<SnapshotHolder>, identity: Arc<Identity>) -> Self {
         let metrics = holder.metrics().clone();
-        Gateway { holder, metrics }
+        Gateway {
+            holder,
+            metrics,
+            identity,
+        }
     }
 }
 
@@ -71,11 +77,12 @@ impl Gateway {
 pub fn proxy_service(
     server_conf: &Arc<ServerConf>,
     holder: Arc<SnapshotHolder>,
+    identity: Arc<Identity>,
     listen: &str,
 ) -> Service<HttpProxy<Gateway>> {
     let mut svc = pingora::proxy::http_proxy_service_with_name(
         server_conf,
-        Gateway::new(holder),
+        Gateway::new(holder, identity),
         "gatehouse proxy",
     );
     svc.add_tcp(listen);
@@ -114,6 +121,8 @@ pub struct RequestCtx {
     live: Option<Arc<Live>>,
     /// The matched operation, once routing succeeded.
     pub routed: Option<Routed>,
+    /// Who is calling, once authenticated.
+    pub caller: Option<Caller>,
     /// The target of the current attempt.
     chosen: Option<upstream::Chosen>,
     /// Target slots already tried (inline: no allocation per request).
@@ -139,6 +148,7 @@ impl RequestCtx {
             trace: None,
             live: None,
             routed: None,
+            caller: None,
             chosen: None,
             tried: Tried::default(),
             attempts: 0,
@@ -212,7 +222,35 @@ impl Gateway {
         }
     }
 
-    // ROOM(identity): `fn authenticate(&self, session, ctx) -> Result<(), GatewayError>`.
+    /// Authentication (401) then authorization (403): who is calling, whether a
+    /// subscription covers this API and major, and whether the operation's OpenAPI
+    /// `security` scopes are held. Lookups only; see [`crate::identity`].
+    fn authenticate(&self, session: &Session, ctx: &mut RequestCtx) -> Result<(), GatewayError> {
+        let (Some(live), Some(routed)) = (ctx.live.as_ref(), ctx.routed.as_ref()) else {
+            return Err(GatewayError::Internal);
+        };
+        let Some(operation) = routed.operation() else {
+            return Err(GatewayError::Internal);
+        };
+        let headers = &session.req_header().headers;
+        let snapshot = &live.snapshot;
+        let caller = self
+            .identity
+            .authenticate(
+                snapshot,
+                headers
+                    .get(http::header::AUTHORIZATION)
+                    .map(|v| v.as_bytes()),
+                headers.get("x-api-key").map(|v| v.as_bytes()),
+                SystemTime::now(),
+            )
+            .map_err(GatewayError::Identity)?;
+        crate::identity::authorize(snapshot, &caller, &routed.major, operation)
+            .map_err(GatewayError::Identity)?;
+        ctx.caller = Some(caller);
+        Ok(())
+    }
+
     // ROOM(limits): `fn rate_limit(&self, session, ctx) -> Result<(), GatewayError>`.
 
     /// Validation: parameters, content type and body against the operation, the body read
@@ -365,7 +403,9 @@ impl ProxyHttp for Gateway {
         ctx: &mut RequestCtx,
     ) -> pingora::Result<bool> {
         Self::identify(session, ctx);
-        let mut checked = self.route(session, ctx);
+        let mut checked = self
+            .route(session, ctx)
+            .and_then(|()| self.authenticate(session, ctx));
         if checked.is_ok() {
             checked = Self::validate(session, ctx).await;
         }
@@ -470,6 +510,21 @@ impl ProxyHttp for Gateway {
         upstream_request.set_uri(uri);
         for name in CREDENTIAL_HEADERS {
             upstream_request.remove_header(name);
+        }
+        // Whoever the client claims to be, the upstream hears who the gateway verified.
+        upstream_request.remove_header("x-consumer");
+        if let Some(caller) = &ctx.caller {
+            upstream_request.insert_header("x-consumer", caller.consumer.as_str())?;
+            if routed.major.forward_bearer
+                && caller.kind == gatehouse_policies::identity::CredentialKind::Bearer
+                && let Some(auth) = session
+                    .req_header()
+                    .headers
+                    .get(http::header::AUTHORIZATION)
+                    .cloned()
+            {
+                upstream_request.insert_header(http::header::AUTHORIZATION, auth)?;
+            }
         }
         let original_host = session
             .req_header()

@@ -40,6 +40,8 @@ pub enum GatewayError {
         status: u16,
         errors: Vec<FieldError>,
     },
+    /// 401/403: the credential, the subscription or the operation's scopes.
+    Identity(gatehouse_policies::identity::Refusal),
     /// A bug or an unexpected state in the gateway.
     Internal,
 }
@@ -191,6 +193,13 @@ impl GatewayError {
                 ),
             )
             .with_errors(errors.clone()),
+            GatewayError::Identity(refusal) => {
+                if let Some(challenge) = refusal.www_authenticate() {
+                    headers.push(("www-authenticate", challenge));
+                }
+                headers.push(("cache-control", "no-store".to_owned()));
+                refusal.problem()
+            }
             GatewayError::Internal => Problem::new(
                 ProblemKind::Internal,
                 "the gateway failed to handle the request",

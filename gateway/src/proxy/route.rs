@@ -201,6 +201,7 @@ mod tests {
                 default_major: None,
                 deprecation_notice_days: Api::DEFAULT_DEPRECATION_NOTICE_DAYS,
                 validation: Default::default(),
+                forward_bearer: false,
                 created_at: NOW,
                 updated_at: NOW,
             }],

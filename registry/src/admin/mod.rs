@@ -1,5 +1,6 @@
 //! The admin API (axum): teams, APIs, versions and their lifecycle, upstreams, systems of
-//! record, plans, consumers, keys, subscriptions, tokens, catalog apply and the change log.
+//! record, plans, consumers, keys, subscriptions, trusted JWT issuers, tokens, catalog apply
+//! and the change log.
 //!
 //! Handlers are thin: parse input, call [`Registry`], shape the output. Errors become
 //! problem+json in `error.rs`, nowhere else. Node-level facts the registry cannot know
@@ -12,7 +13,8 @@ use crate::catalog::{self, Bundle};
 use crate::error::{RegistryError, Result};
 use crate::model::*;
 use crate::service::{
-    Deprecation, EntitySystem, KeyView, NewApi, Override, Registry, SubscriptionInput,
+    Deprecation, EntitySystem, IssuerInput, KeyView, NewApi, Override, Registry,
+    SubscriptionInput,
     UpstreamInput, VersionView,
 };
 use crate::store::{ChangeFilter, PageRequest};
@@ -110,6 +112,8 @@ pub fn router(state: AdminState) -> Router {
             "/consumers/{name}/subscriptions/{api}",
             axum::routing::delete(delete_subscription),
         )
+        .route("/issuers", post(create_issuer).get(list_issuers))
+        .route("/issuers/{id}", get(get_issuer).delete(delete_issuer))
         .route("/tokens", post(create_token))
         .route("/apply", post(apply))
         .route("/audit/changes", get(list_changes))
@@ -914,6 +918,48 @@ async fn delete_subscription(
     Path((name, api)): Path<(String, String)>,
 ) -> Result<StatusCode> {
     s.registry.delete_subscription(&a, &name, &api).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+// -- trusted issuers -------------------------------------------------------------------
+
+async fn create_issuer(
+    State(s): State<AdminState>,
+    Authed(a): Authed,
+    body: Body,
+) -> Result<Response> {
+    let input: IssuerInput = json_body(body).await?;
+    let view = s.registry.create_issuer(&a, input).await?;
+    let mut response = created(&view);
+    if let Ok(loc) = HeaderValue::from_str(&format!("/issuers/{}", view.id)) {
+        response.headers_mut().insert(header::LOCATION, loc);
+    }
+    Ok(response)
+}
+
+async fn list_issuers(State(s): State<AdminState>, Authed(a): Authed) -> Result<Json<Value>> {
+    Ok(list_of(&s.registry.list_issuers(&a).await?))
+}
+
+/// `{id}` is the issuer id (`iss_…`) or the issuer URL, percent-encoded.
+async fn get_issuer(
+    State(s): State<AdminState>,
+    Authed(a): Authed,
+    Path(id): Path<String>,
+) -> Result<Json<crate::service::IssuerView>> {
+    s.registry
+        .authorize(&a, crate::service::Permission::Read, None)?;
+    Ok(Json(crate::service::IssuerView::from(
+        &s.registry.require_issuer(&id).await?,
+    )))
+}
+
+async fn delete_issuer(
+    State(s): State<AdminState>,
+    Authed(a): Authed,
+    Path(id): Path<String>,
+) -> Result<StatusCode> {
+    s.registry.delete_issuer(&a, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -105,7 +105,7 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     // -- APIs ----------------------------------------------------------------------------
     async fn create_api(&self, api: &Api, meta: &ChangeMeta) -> Result<(), StoreError>;
     /// Replaces title, description, team, version_header, default_major,
-    /// deprecation_notice_days and updated_at.
+    /// deprecation_notice_days, validation, forward_bearer and updated_at.
     async fn update_api(&self, api: &Api, meta: &ChangeMeta) -> Result<(), StoreError>;
     async fn get_api(&self, slug: &str) -> Result<Option<Api>, StoreError>;
     async fn list_apis(&self, page: &PageRequest) -> Result<Vec<Api>, StoreError>;
@@ -187,6 +187,15 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         &self,
         consumer: Option<&str>,
     ) -> Result<Vec<Subscription>, StoreError>;
+
+    // -- trusted issuers -----------------------------------------------------------------
+    /// `Duplicate` (entity `issuer`) when the issuer URL or its id is taken.
+    async fn create_issuer(&self, issuer: &Issuer, meta: &ChangeMeta) -> Result<(), StoreError>;
+    async fn get_issuer(&self, id: &str) -> Result<Option<Issuer>, StoreError>;
+    /// Every issuer, ordered by issuer URL.
+    async fn list_issuers(&self) -> Result<Vec<Issuer>, StoreError>;
+    /// Removes an issuer. `NotFound` when there is none with this id.
+    async fn delete_issuer(&self, id: &str, meta: &ChangeMeta) -> Result<(), StoreError>;
 
     // -- admin tokens --------------------------------------------------------------------
     async fn create_token(&self, token: &AdminToken, meta: &ChangeMeta) -> Result<(), StoreError>;

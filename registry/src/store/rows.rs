@@ -77,7 +77,7 @@ macro_rules! cols {
     (apis) => {
         "slug, title, description, team, version_header, default_major, created_at, updated_at, \
          deprecation_notice_days, request_validation, response_validation, max_body_bytes, \
-         reject_unknown_query"
+         reject_unknown_query, forward_bearer"
     };
     (versions) => {
         "api, version, major, state, spec_raw, spec_json, sha256, content_type, deprecated_at, \
@@ -101,6 +101,10 @@ macro_rules! cols {
     };
     (subscriptions) => {
         "consumer, api, majors, plan, scopes"
+    };
+    (issuers) => {
+        "id, issuer, audiences, algorithms, jwks_uri, inline_keys, consumer_claim, \
+         leeway_seconds, created_at"
     };
     (admin_tokens) => {
         "id, hash, role, team, created_at, revoked_at"
@@ -144,6 +148,7 @@ pub(super) struct ApiRow {
     response_validation: String,
     max_body_bytes: i64,
     reject_unknown_query: bool,
+    forward_bearer: bool,
 }
 
 impl TryFrom<ApiRow> for Api {
@@ -175,6 +180,7 @@ impl TryFrom<ApiRow> for Api {
             },
             created_at: from_unix_ms(row.created_at),
             updated_at: from_unix_ms(row.updated_at),
+            forward_bearer: row.forward_bearer,
         })
     }
 }
@@ -373,6 +379,41 @@ impl TryFrom<SubscriptionRow> for Subscription {
             consumer: row.consumer,
             api: row.api,
             plan: row.plan,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(super) struct IssuerRow {
+    id: String,
+    issuer: String,
+    audiences: String,
+    algorithms: String,
+    jwks_uri: Option<String>,
+    inline_keys: Option<String>,
+    consumer_claim: String,
+    leeway_seconds: i64,
+    created_at: i64,
+}
+
+impl TryFrom<IssuerRow> for Issuer {
+    type Error = StoreError;
+
+    fn try_from(row: IssuerRow) -> Result<Self, StoreError> {
+        Ok(Issuer {
+            audiences: from_json("issuer audiences", &row.audiences)?,
+            algorithms: from_json("issuer algorithms", &row.algorithms)?,
+            keys: row
+                .inline_keys
+                .as_deref()
+                .map(|k| from_json("issuer inline_keys", k))
+                .transpose()?,
+            leeway_seconds: to_u32("issuer leeway_seconds", row.leeway_seconds)?,
+            created_at: from_unix_ms(row.created_at),
+            id: row.id,
+            issuer: row.issuer,
+            jwks_uri: row.jwks_uri,
+            consumer_claim: row.consumer_claim,
         })
     }
 }

@@ -243,6 +243,19 @@ macro_rules! impl_store {
                 $crate::store::rows::convert(rows)
             }
 
+            async fn fetch_issuers(
+                conn: &mut <$db as sqlx::Database>::Connection,
+            ) -> Result<Vec<Issuer>, StoreError> {
+                let rows: Vec<$crate::store::rows::IssuerRow> = sqlx::query_as(concat!(
+                    "SELECT ",
+                    $crate::store::rows::cols!(issuers),
+                    " FROM issuers ORDER BY issuer"
+                ))
+                .fetch_all(&mut *conn)
+                .await?;
+                $crate::store::rows::convert(rows)
+            }
+
             async fn fetch_subscriptions(
                 conn: &mut <$db as sqlx::Database>::Connection,
                 consumer: Option<&str>,
@@ -336,7 +349,7 @@ macro_rules! impl_store {
                 sqlx::query(concat!(
                     "INSERT INTO apis (",
                     $crate::store::rows::cols!(apis),
-                    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+                    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
                 ))
                 .bind(&api.slug)
                 .bind(&api.title)
@@ -351,6 +364,7 @@ macro_rules! impl_store {
                 .bind(api.validation.response.as_str())
                 .bind(max_body)
                 .bind(api.validation.reject_unknown_query_params)
+                .bind(api.forward_bearer)
                 .execute(&mut *tx)
                 .await
                 .map_err(|e| $crate::store::sql::duplicate(e, "api", &api.slug))?;
@@ -368,7 +382,7 @@ macro_rules! impl_store {
                     "UPDATE apis SET title = $2, description = $3, team = $4, \
                      version_header = $5, default_major = $6, updated_at = $7, \
                      deprecation_notice_days = $8, request_validation = $9, \
-                     response_validation = $10, max_body_bytes = $11, reject_unknown_query = $12 \
+                     response_validation = $10, max_body_bytes = $11, reject_unknown_query = $12, forward_bearer = $13 \
                      WHERE slug = $1",
                 )
                 .bind(&api.slug)
@@ -383,6 +397,7 @@ macro_rules! impl_store {
                 .bind(api.validation.response.as_str())
                 .bind(max_body)
                 .bind(api.validation.reject_unknown_query_params)
+                .bind(api.forward_bearer)
                 .execute(&mut *tx)
                 .await?;
                 self.commit_write(tx, meta).await
@@ -875,6 +890,73 @@ macro_rules! impl_store {
                 Self::fetch_subscriptions(&mut conn, consumer).await
             }
 
+            // -- trusted issuers -------------------------------------------------------------
+
+            async fn create_issuer(
+                &self,
+                issuer: &Issuer,
+                meta: &ChangeMeta,
+            ) -> Result<(), StoreError> {
+                let audiences = $crate::store::rows::to_json(&issuer.audiences)?;
+                let algorithms = $crate::store::rows::to_json(&issuer.algorithms)?;
+                let keys = issuer
+                    .keys
+                    .as_ref()
+                    .map($crate::store::rows::to_json)
+                    .transpose()?;
+                let mut tx = self.begin_write().await?;
+                sqlx::query(concat!(
+                    "INSERT INTO issuers (",
+                    $crate::store::rows::cols!(issuers),
+                    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+                ))
+                .bind(&issuer.id)
+                .bind(&issuer.issuer)
+                .bind(audiences)
+                .bind(algorithms)
+                .bind(&issuer.jwks_uri)
+                .bind(keys)
+                .bind(&issuer.consumer_claim)
+                .bind(i64::from(issuer.leeway_seconds))
+                .bind(unix_ms(issuer.created_at))
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| $crate::store::sql::duplicate(e, "issuer", &issuer.issuer))?;
+                self.commit_write(tx, meta).await
+            }
+
+            async fn get_issuer(&self, id: &str) -> Result<Option<Issuer>, StoreError> {
+                let row: Option<$crate::store::rows::IssuerRow> = sqlx::query_as(concat!(
+                    "SELECT ",
+                    $crate::store::rows::cols!(issuers),
+                    " FROM issuers WHERE id = $1"
+                ))
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?;
+                row.map(Issuer::try_from).transpose()
+            }
+
+            async fn list_issuers(&self) -> Result<Vec<Issuer>, StoreError> {
+                let mut conn = self.pool.acquire().await?;
+                Self::fetch_issuers(&mut conn).await
+            }
+
+            async fn delete_issuer(&self, id: &str, meta: &ChangeMeta) -> Result<(), StoreError> {
+                let mut tx = self.begin_write().await?;
+                let deleted = sqlx::query("DELETE FROM issuers WHERE id = $1")
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+                if deleted.rows_affected() == 0 {
+                    return Err(StoreError::NotFound {
+                        entity: "issuer",
+                        key: id.to_owned(),
+                    });
+                }
+                self.commit_write(tx, meta).await
+            }
+
             // -- admin tokens ----------------------------------------------------------------
 
             async fn create_token(
@@ -1004,6 +1086,7 @@ macro_rules! impl_store {
                 .fetch_all(&mut *tx)
                 .await?;
                 let subscriptions = Self::fetch_subscriptions(&mut tx, None).await?;
+                let issuers = Self::fetch_issuers(&mut tx).await?;
                 tx.commit().await?;
                 Ok(Contents {
                     generation,
@@ -1015,6 +1098,7 @@ macro_rules! impl_store {
                     keys: keys.into_iter().map(ApiKey::from).collect(),
                     plans: $crate::store::rows::convert(plans)?,
                     subscriptions,
+                    issuers,
                 })
             }
         }
