@@ -12,10 +12,11 @@
 //! lifecycle (headers computed once, the 410 decision left to request time), and the
 //! upstream (weighted targets, timeouts).
 
-use crate::model::{Contents, LifecycleState, Upstream, Version};
+use crate::model::{Contents, LifecycleState, Plan, QuotaPeriod, RedisFailure, Upstream, Version};
 use bytes::Bytes;
 use gatehouse_policies::lifecycle::{Lifecycle, Stage, Window};
 use gatehouse_policies::openapi::{self, Document, Method, Operation, ResponseStatus, SpecError};
+use gatehouse_policies::ratelimit::{self, OnFailure, PlanLimits, RateError, RatePolicy};
 use gatehouse_policies::routing::VersionPolicy;
 use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, SocketAddr};
@@ -58,6 +59,12 @@ pub enum SnapshotError {
     },
     #[error("version {api} {version} belongs to no registered API")]
     OrphanVersion { api: String, version: String },
+    #[error("plan {plan}: {source}")]
+    Plan {
+        plan: String,
+        #[source]
+        source: RateError,
+    },
 }
 
 /// Why an upstream target URL is not usable.
@@ -84,8 +91,11 @@ pub struct Snapshot {
     /// Every distinct upstream target (by URL); [`TargetEntry::slot`] indexes it. The gateway
     /// keeps per-target state (passive health) aligned with this list across snapshots.
     pub target_urls: Vec<String>,
+    /// Compiled plans by name.
+    plans: HashMap<String, Arc<PlanLimits>>,
+    /// The plan of each subscription: consumer → API → plan.
+    limits: HashMap<String, HashMap<String, Arc<PlanLimits>>>,
     // ROOM(identity, next issue): API-key hashes → consumer, trusted JWT issuers and keys.
-    // ROOM(limits): plans and subscriptions compiled per (consumer, API).
     // ROOM(validation): per-operation compiled validators live in `OperationEntry`.
 }
 
@@ -373,7 +383,19 @@ impl Snapshot {
             built_at: now,
             apis: HashMap::new(),
             target_urls: Vec::new(),
+            plans: HashMap::new(),
+            limits: HashMap::new(),
         }
+    }
+
+    /// The compiled plan with this name.
+    pub fn plan(&self, name: &str) -> Option<&Arc<PlanLimits>> {
+        self.plans.get(name)
+    }
+
+    /// The plan limiting `consumer` on `api` (its subscription's plan), if subscribed.
+    pub fn limits_for(&self, consumer: &str, api: &str) -> Option<&Arc<PlanLimits>> {
+        self.limits.get(consumer)?.get(api)
     }
 
     /// The API with this slug.
@@ -448,13 +470,78 @@ impl Snapshot {
             }
         }
 
+        let plans: HashMap<String, Arc<PlanLimits>> = contents
+            .plans
+            .iter()
+            .map(|p| Ok((p.name.clone(), Arc::new(compile_plan(p)?))))
+            .collect::<Result<_, SnapshotError>>()?;
+        let mut limits: HashMap<String, HashMap<String, Arc<PlanLimits>>> = HashMap::new();
+        for sub in &contents.subscriptions {
+            // The store refuses a subscription to a missing plan; a dangling one is unlimited
+            // rather than a failed build.
+            if let Some(p) = plans.get(&sub.plan) {
+                limits
+                    .entry(sub.consumer.clone())
+                    .or_default()
+                    .insert(sub.api.clone(), p.clone());
+            }
+        }
+
         Ok(Snapshot {
             generation: contents.generation,
             built_at: now,
             apis,
             target_urls: targets.urls,
+            plans,
+            limits,
         })
     }
+}
+
+/// A plan for the hot path: GCRA parameters, policy names and header items computed once.
+pub fn compile_plan(p: &Plan) -> Result<PlanLimits, SnapshotError> {
+    let err = |source| SnapshotError::Plan {
+        plan: p.name.clone(),
+        source,
+    };
+    let rate = RatePolicy::new(
+        p.name.clone(),
+        p.rate.requests,
+        p.rate.per_seconds,
+        p.rate.burst,
+    )
+    .map_err(err)?;
+    let overrides = p
+        .overrides
+        .iter()
+        .map(|o| {
+            RatePolicy::new(
+                format!("{}/{}", p.name, o.operation_id),
+                o.rate.requests,
+                o.rate.per_seconds,
+                o.rate.burst,
+            )
+            .map(|r| (o.operation_id.clone(), r))
+            .map_err(err)
+        })
+        .collect::<Result<_, _>>()?;
+    Ok(PlanLimits {
+        name: p.name.clone(),
+        rate,
+        quota: p.quota.map(|q| ratelimit::Quota {
+            limit: q.requests,
+            period: match q.period {
+                QuotaPeriod::Day => ratelimit::Period::Day,
+                QuotaPeriod::Month => ratelimit::Period::Month,
+            },
+        }),
+        quota_name: format!("{}/quota", p.name),
+        overrides,
+        on_failure: match p.on_redis_failure {
+            RedisFailure::Open => OnFailure::Open,
+            RedisFailure::Closed => OnFailure::Closed,
+        },
+    })
 }
 
 #[derive(Default)]
@@ -994,6 +1081,58 @@ mod tests {
         assert!(matches!(
             Snapshot::compile(&c, NOW),
             Err(SnapshotError::OrphanVersion { .. })
+        ));
+    }
+
+    #[test]
+    fn plans_compile_per_subscription_with_overrides() {
+        use crate::model::{Quota, Rate, RateOverride, Subscription};
+        let mut c = contents();
+        c.plans = vec![Plan {
+            name: "partner".into(),
+            rate: Rate {
+                requests: 20,
+                per_seconds: 1,
+                burst: Some(10),
+            },
+            quota: Some(Quota {
+                requests: 1000,
+                period: QuotaPeriod::Day,
+            }),
+            overrides: vec![RateOverride {
+                operation_id: "createOrder".into(),
+                rate: Rate {
+                    requests: 2,
+                    per_seconds: 1,
+                    burst: None,
+                },
+            }],
+            on_redis_failure: RedisFailure::Closed,
+        }];
+        c.subscriptions = vec![Subscription {
+            consumer: "edi".into(),
+            api: "orders".into(),
+            majors: vec![],
+            plan: "partner".into(),
+            scopes: vec![],
+        }];
+        let s = Snapshot::compile(&c, NOW).unwrap();
+        let p = s.limits_for("edi", "orders").unwrap();
+        assert!(Arc::ptr_eq(p, s.plan("partner").unwrap()));
+        assert!(s.limits_for("edi", "inventory").is_none());
+        assert!(s.limits_for("b2b", "orders").is_none());
+        assert_eq!(p.on_failure, OnFailure::Closed);
+        assert_eq!(p.rate.policy_item, r#""partner";q=20;w=1"#);
+        let (r, own) = p.rate_for(Some("createOrder"));
+        assert_eq!(
+            (r.name.as_str(), own, r.gcra.burst()),
+            ("partner/createOrder", true, 2)
+        );
+        assert_eq!(p.quota_name, "partner/quota");
+        c.plans[0].overrides[0].rate.requests = 0;
+        assert!(matches!(
+            Snapshot::compile(&c, NOW),
+            Err(SnapshotError::Plan { ref plan, .. }) if plan == "partner"
         ));
     }
 
