@@ -5,10 +5,12 @@
 //! - [`proxy`]: the one `ProxyHttp` implementation and [`proxy::proxy_service`].
 //! - [`holder`]: the live snapshot (`arc-swap`) and [`holder::run_reloader`].
 //! - [`metrics`]: Prometheus text exposition of the data plane.
+//! - [`limits`]: rate limits and quotas (local, or Redis with a local fallback).
 //! - [`config`], [`node`]: `gatehouse serve` settings and what a node knows about itself.
 
 pub mod config;
 pub mod holder;
+pub mod limits;
 pub mod metrics;
 pub mod node;
 pub mod proxy;
@@ -41,6 +43,7 @@ pub fn run_proxy(
         holder.record_failure(&e);
     }
     control.spawn(holder::run_reloader(store, holder.clone(), stop));
+    let limits = node.limits().clone();
     let conf = pingora::server::configuration::ServerConf {
         threads: config.proxy_threads,
         // Measured in bench/: without work stealing each thread keeps its connections and
@@ -51,9 +54,10 @@ pub fn run_proxy(
         ..Default::default()
     };
     let mut server = pingora::server::Server::new_with_opt_and_conf(None, conf);
-    let service = proxy::proxy_service(
+    let service = proxy::proxy_service_with_limits(
         &server.configuration,
         holder,
+        limits,
         &config.proxy_listen.to_string(),
     );
     server.add_service(service);

@@ -6,14 +6,14 @@
 //! | hook | runs | owns |
 //! | --- | --- | --- |
 //! | `new_ctx` | per request, first | start time, empty context |
-//! | `request_filter` | after the request header is read | request id and trace, [`route`] (404/405/410, 400 on bad paths), later `authenticate`, `rate_limit`, `validate`; answers `mock://` targets and every refusal itself |
+//! | `request_filter` | after the request header is read | request id and trace, [`route`] (404/405/410, 400 on bad paths), later `authenticate`, then `rate_limit` (429 problem+json, or 503 when Redis is down and the plan is fail-closed), later `validate`; answers `mock://` targets and every refusal itself |
 //! | `upstream_peer` | before each attempt (again on retry) | weighted target choice with passive health, timeouts |
 //! | `fail_to_connect` | a connection attempt failed | health, metrics, retry decision (idempotent, another target) |
 //! | `upstream_request_filter` | before the request header goes upstream | upstream path (base + operation path), `Host`, forwarding and trace headers, credentials removed |
 //! | `error_while_proxy` | an error after the connection was made | health, metrics, retry only for an idempotent request on a reused connection before anything was answered |
 //! | `upstream_response_filter` | upstream response header arrived | target marked healthy |
 //! | `upstream_response_body_filter` | per response body chunk | end of upstream time (for the overhead metric) |
-//! | `response_filter` | before the response header goes downstream | `X-Request-Id`, lifecycle headers, hop-by-hop fields removed |
+//! | `response_filter` | before the response header goes downstream | `X-Request-Id`, lifecycle headers, `RateLimit-Policy`/`RateLimit`, hop-by-hop fields removed |
 //! | `fail_to_proxy` | the request failed for good | the 502/503/504 problem+json answer |
 //! | `logging` | once, at the very end | metrics (later: the access record) |
 
@@ -27,6 +27,7 @@ pub use respond::{GatewayError, Reply};
 pub use route::{Refusal, Routed, route};
 
 use crate::holder::{Live, SnapshotHolder};
+use crate::limits::{RateLimits, Verdict};
 use crate::metrics::{Metrics, Outcome, RouteSeries, UpstreamErrorKind};
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -48,12 +49,24 @@ const MAX_ATTEMPTS: usize = 3;
 pub struct Gateway {
     holder: Arc<SnapshotHolder>,
     metrics: Arc<Metrics>,
+    limits: Arc<RateLimits>,
 }
 
 impl Gateway {
+    /// A gateway with local rate limits.
     pub fn new(holder: Arc<SnapshotHolder>) -> Self {
+        let limits = Arc::new(RateLimits::local(holder.metrics().clone()));
+        Self::with_limits(holder, limits)
+    }
+
+    /// A gateway deciding rate limits with `limits` (local or Redis).
+    pub fn with_limits(holder: Arc<SnapshotHolder>, limits: Arc<RateLimits>) -> Self {
         let metrics = holder.metrics().clone();
-        Gateway { holder, metrics }
+        Gateway {
+            holder,
+            metrics,
+            limits,
+        }
     }
 }
 
@@ -70,9 +83,20 @@ pub fn proxy_service(
     holder: Arc<SnapshotHolder>,
     listen: &str,
 ) -> Service<HttpProxy<Gateway>> {
+    let limits = Arc::new(RateLimits::local(holder.metrics().clone()));
+    proxy_service_with_limits(server_conf, holder, limits, listen)
+}
+
+/// [`proxy_service`] with the node's rate limiting (local, or shared through Redis).
+pub fn proxy_service_with_limits(
+    server_conf: &Arc<ServerConf>,
+    holder: Arc<SnapshotHolder>,
+    limits: Arc<RateLimits>,
+    listen: &str,
+) -> Service<HttpProxy<Gateway>> {
     let mut svc = pingora::proxy::http_proxy_service_with_name(
         server_conf,
-        Gateway::new(holder),
+        Gateway::with_limits(holder, limits),
         "gatehouse proxy",
     );
     svc.add_tcp(listen);
@@ -91,6 +115,10 @@ pub struct RequestCtx {
     live: Option<Arc<Live>>,
     /// The matched operation, once routing succeeded.
     pub routed: Option<Routed>,
+    /// The authenticated consumer (set by `authenticate`, issue 4); `None`: not limited.
+    pub consumer: Option<String>,
+    /// `RateLimit-Policy` and `RateLimit` of an admitted limited request, for every answer.
+    pub rate_limit: Option<(String, String)>,
     /// The target of the current attempt.
     chosen: Option<upstream::Chosen>,
     /// Target slots already tried.
@@ -114,6 +142,8 @@ impl RequestCtx {
             trace: None,
             live: None,
             routed: None,
+            consumer: None,
+            rate_limit: None,
             chosen: None,
             tried: Vec::new(),
             attempts: 0,
@@ -187,7 +217,51 @@ impl Gateway {
     }
 
     // ROOM(identity): `fn authenticate(&self, session, ctx) -> Result<(), GatewayError>`.
-    // ROOM(limits): `fn rate_limit(&self, session, ctx) -> Result<(), GatewayError>`.
+
+    /// Rate limits and quotas: the plan of the consumer's subscription to the routed API
+    /// decides, per consumer × API (× operation where the plan overrides it). Requests
+    /// without a known consumer, or without a subscription plan, are not limited here
+    /// (authorization refuses them). Admitted: the headers are kept for the answer.
+    async fn rate_limit(&self, ctx: &mut RequestCtx) -> Result<(), GatewayError> {
+        let (Some(live), Some(routed), Some(consumer)) =
+            (&ctx.live, &ctx.routed, ctx.consumer.as_deref())
+        else {
+            return Ok(());
+        };
+        let Some(plan) = live.snapshot.limits_for(consumer, &routed.major.api) else {
+            return Ok(());
+        };
+        let operation = routed.operation().map(|o| o.name.as_str());
+        let verdict = self
+            .limits
+            .check(plan, consumer, &routed.major.api, operation)
+            .await;
+        match verdict {
+            Verdict::Decided {
+                decision,
+                policy,
+                limit,
+                refused_by,
+                ..
+            } => match (decision.exceeded(), refused_by) {
+                (Some(exceeded), Some(policy_name)) => Err(GatewayError::RateLimited {
+                    exceeded,
+                    policy_name,
+                    retry_after_s: gatehouse_policies::ratelimit::gcra::ceil_seconds(
+                        decision.retry_after_us(),
+                    )
+                    .max(1),
+                    policy_field: policy,
+                    limit_field: limit,
+                }),
+                _ => {
+                    ctx.rate_limit = Some((policy, limit));
+                    Ok(())
+                }
+            },
+            Verdict::Unavailable => Err(GatewayError::RateLimitUnavailable),
+        }
+    }
     // ROOM(validation): `fn validate(&self, session, ctx) -> Result<(), GatewayError>`.
 
     /// Picks the target of the next attempt.
@@ -256,8 +330,12 @@ impl Gateway {
 
     /// Writes a complete answer of the gateway's own.
     async fn send(session: &mut Session, ctx: &RequestCtx, reply: Reply) -> pingora::Result<()> {
-        let mut h = ResponseHeader::build(reply.status, Some(reply.headers.len() + 3))?;
+        let mut h = ResponseHeader::build(reply.status, Some(reply.headers.len() + 5))?;
         h.insert_header("x-request-id", ctx.request_id.as_str())?;
+        if let Some((policy, limit)) = &ctx.rate_limit {
+            h.insert_header("ratelimit-policy", policy.as_str())?;
+            h.insert_header("ratelimit", limit.as_str())?;
+        }
         if let Some(ct) = &reply.content_type {
             h.insert_header("content-type", ct.as_str())?;
         }
@@ -329,9 +407,13 @@ impl ProxyHttp for Gateway {
         ctx: &mut RequestCtx,
     ) -> pingora::Result<bool> {
         Self::identify(session, ctx);
-        let checked = self
-            .route(session, ctx)
-            .and_then(|()| Self::select_target(ctx));
+        let checked = match self.route(session, ctx) {
+            Ok(()) => match self.rate_limit(ctx).await {
+                Ok(()) => Self::select_target(ctx),
+                Err(e) => Err(e),
+            },
+            Err(e) => Err(e),
+        };
         match checked {
             Ok(chosen) if chosen.mock => {
                 let reply = Self::mock_reply(session, ctx);
@@ -346,7 +428,8 @@ impl ProxyHttp for Gateway {
             Ok(_) => Ok(false),
             Err(e) => {
                 let reply = e.reply(&ctx.request_id, SystemTime::now());
-                ctx.outcome = Some(if reply.status >= 500 {
+                let refused = matches!(e, GatewayError::RateLimitUnavailable);
+                ctx.outcome = Some(if reply.status >= 500 && !refused {
                     if matches!(e, GatewayError::NoUpstream { .. }) {
                         self.metrics.upstream_error(UpstreamErrorKind::NoTarget);
                     }
@@ -533,6 +616,10 @@ impl ProxyHttp for Gateway {
             upstream_response.remove_header(name);
         }
         upstream_response.insert_header("x-request-id", ctx.request_id.as_str())?;
+        if let Some((policy, limit)) = &ctx.rate_limit {
+            upstream_response.insert_header("ratelimit-policy", policy.as_str())?;
+            upstream_response.insert_header("ratelimit", limit.as_str())?;
+        }
         if let Some(r) = &ctx.routed {
             for (name, value) in &r.major.lifecycle_headers {
                 upstream_response.insert_header(*name, value.as_str())?;
