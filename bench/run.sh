@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # Gatehouse data-plane benchmark: the same small JSON GET and 1 KB JSON POST measured with wrk
 # (a) directly against the upstream, (b) through nginx, (c) through HAProxy, (d) through
-# Gatehouse (bundled catalog seeded, plus a `bench` API proxied to the upstream).
+# Gatehouse (bundled catalog seeded, plus a `bench` API proxied to the upstream), and through
+# Gatehouse with rate limits: (e) local limits, (f) Redis limits (a redis-server of its own on
+# the load core). For (e) and (f) wrk sends the API key of a consumer subscribed to the bench
+# API under a plan too generous to refuse anything, so the figures are the limiter's cost;
+# the decisions each node counted are reported beside them.
 #
 # Every proxy gets core 0 (one worker/thread); wrk and the upstream share core 1. Rounds are
 # interleaved so drift on a shared machine hits every setup alike; medians are reported.
@@ -10,7 +14,8 @@
 #   ROUNDS=4 DURATION=10s bench/run.sh
 #   FEATURES=mimalloc bench/run.sh    # build Gatehouse with a cargo feature
 #
-# Needs: wrk, nginx, haproxy, taskset, curl, python3 (apt-get install -y wrk nginx haproxy).
+# Needs: wrk, nginx, haproxy, redis-server, taskset, curl, python3
+# (apt-get install -y wrk nginx haproxy redis-server).
 # Writes bench/out/ (results.md, raw wrk output, logs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,13 +33,18 @@ NGINX=127.0.0.1:18001
 HAPROXY=127.0.0.1:18002
 GH=127.0.0.1:18003
 GH_ADMIN=127.0.0.1:18004
+GHL=127.0.0.1:18005
+GHL_ADMIN=127.0.0.1:18006
+GHR=127.0.0.1:18007
+GHR_ADMIN=127.0.0.1:18008
+REDIS_PORT=18009
 TOKEN=bench-bootstrap-token-0123456789
 
-for tool in wrk nginx haproxy taskset curl python3; do
-  command -v "$tool" >/dev/null || { echo "missing $tool (apt-get install -y wrk nginx haproxy)" >&2; exit 2; }
+for tool in wrk nginx haproxy redis-server taskset curl python3; do
+  command -v "$tool" >/dev/null || { echo "missing $tool (apt-get install -y wrk nginx haproxy redis-server)" >&2; exit 2; }
 done
 
-rm -rf "$OUT" && mkdir -p "$OUT/raw" "$OUT/nginx" "$OUT/data"
+rm -rf "$OUT" && mkdir -p "$OUT/raw" "$OUT/nginx" "$OUT/data" "$OUT/data-local" "$OUT/data-redis" "$OUT/redis"
 PIDS=()
 cleanup() {
   for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill -INT "$p" 2>/dev/null || true; done
@@ -110,27 +120,57 @@ taskset -c "$PROXY_CPU" haproxy -db -f "$OUT/haproxy.cfg" >"$OUT/haproxy.log" 2>
 PIDS+=($!)
 wait_http "http://$HAPROXY/bench/v1/items/42" 200
 
-echo "== gatehouse on core $PROXY_CPU (proxy threads: $PROXY_THREADS, features: ${FEATURES:-none})"
-GATEHOUSE_BOOTSTRAP_TOKEN=$TOKEN RUST_LOG=warn taskset -c "$PROXY_CPU" "$BIN/gatehouse" serve \
-  --data-dir "$OUT/data" --proxy-listen "$GH" --admin-listen "$GH_ADMIN" \
-  --seed-catalog specs/catalog.yaml --proxy-threads "$PROXY_THREADS" >"$OUT/gatehouse.log" 2>&1 &
-GH_PID=$!
-PIDS+=($GH_PID)
-wait_http "http://$GH_ADMIN/readyz" 200
-admin() { # method path [json-file-or-inline]
-  local body=${3:-}
+echo "== redis-server on core $LOAD_CPU (port $REDIS_PORT)"
+taskset -c "$LOAD_CPU" redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no \
+  --dir "$PWD/$OUT/redis" >"$OUT/redis.log" 2>&1 &
+PIDS+=($!)
+for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$REDIS_PORT") 2>/dev/null && break; sleep 0.05; done
+
+# start_gatehouse NAME PROXY ADMIN DATA [extra serve flags...]: prints the pid.
+start_gatehouse() {
+  local name=$1 proxy=$2 adm=$3 data=$4; shift 4
+  GATEHOUSE_BOOTSTRAP_TOKEN=$TOKEN RUST_LOG=warn taskset -c "$PROXY_CPU" "$BIN/gatehouse" serve \
+    --data-dir "$data" --proxy-listen "$proxy" --admin-listen "$adm" \
+    --seed-catalog specs/catalog.yaml --proxy-threads "$PROXY_THREADS" "$@" >"$OUT/$name.log" 2>&1 &
+  echo $!
+}
+admin() { # admin-addr method path [json-file-or-inline]
+  local body=${4:-}
   if [ -f "$body" ]; then body=$(cat "$body"); fi
-  curl -s -o "$OUT/admin-last.json" -w '%{http_code}' -X "$1" "http://$GH_ADMIN$2" \
+  curl -s -o "$OUT/admin-last.json" -w '%{http_code}' -X "$2" "http://$1$3" \
     -H "Authorization: Bearer $TOKEN" -H 'content-type: application/json' ${body:+--data "$body"}
 }
-admin POST /teams '{"name":"bench","contact":"bench@example.com"}' >/dev/null
-admin POST /apis '{"slug":"bench","title":"Bench","team":"bench"}' >/dev/null
-code=$(admin POST /apis/bench/versions bench/bench-api.json)
-[ "$code" = 201 ] || { echo "registering the bench API failed: $code $(cat "$OUT/admin-last.json")" >&2; exit 1; }
-admin POST /apis/bench/versions/1.0.0/publish '{}' >/dev/null
-admin PUT /apis/bench/majors/1/upstream "{\"targets\":[{\"url\":\"http://$UP\",\"weight\":100}]}" >/dev/null
-wait_http "http://$GH/bench/v1/items/42" 200
-wait_http "http://$GH/inventory/v2/warehouses" 200
+register_bench() { # admin-addr: registers the bench API; prints the bench consumer's API key
+  admin "$1" POST /teams '{"name":"bench","contact":"bench@example.com"}' >/dev/null
+  admin "$1" POST /apis '{"slug":"bench","title":"Bench","team":"bench"}' >/dev/null
+  code=$(admin "$1" POST /apis/bench/versions bench/bench-api.json)
+  [ "$code" = 201 ] || { echo "registering the bench API failed: $code $(cat "$OUT/admin-last.json")" >&2; exit 1; }
+  admin "$1" POST /apis/bench/versions/1.0.0/publish '{}' >/dev/null
+  admin "$1" PUT /apis/bench/majors/1/upstream "{\"targets\":[{\"url\":\"http://$UP\",\"weight\":100}]}" >/dev/null
+  # A consumer whose plan never refuses: what is measured is the cost of deciding.
+  admin "$1" POST /plans '{"name":"bench-unlimited","rate":{"requests":100000000,"per_seconds":1}}' >/dev/null
+  admin "$1" POST /consumers '{"name":"bench-client"}' >/dev/null
+  admin "$1" POST /consumers/bench-client/subscriptions '{"api":"bench","plan":"bench-unlimited"}' >/dev/null
+  admin "$1" POST /consumers/bench-client/keys '{}' >/dev/null
+  python3 -c 'import json,sys; print(json.load(open(sys.argv[1])).get("key",""))' "$OUT/admin-last.json"
+}
+
+echo "== gatehouse on core $PROXY_CPU (proxy threads: $PROXY_THREADS, features: ${FEATURES:-none})"
+GH_PID=$(start_gatehouse gatehouse "$GH" "$GH_ADMIN" "$OUT/data")
+PIDS+=($GH_PID)
+echo "== gatehouse with local limits, and with Redis limits, on core $PROXY_CPU"
+GHL_PID=$(start_gatehouse gatehouse-local "$GHL" "$GHL_ADMIN" "$OUT/data-local")
+PIDS+=($GHL_PID)
+GHR_PID=$(start_gatehouse gatehouse-redis "$GHR" "$GHR_ADMIN" "$OUT/data-redis" --redis-url "redis://127.0.0.1:$REDIS_PORT")
+PIDS+=($GHR_PID)
+for a in "$GH_ADMIN" "$GHL_ADMIN" "$GHR_ADMIN"; do wait_http "http://$a/readyz" 200; done
+register_bench "$GH_ADMIN" >/dev/null
+KEY_LOCAL=$(register_bench "$GHL_ADMIN")
+KEY_REDIS=$(register_bench "$GHR_ADMIN")
+for p in "$GH" "$GHL" "$GHR"; do
+  wait_http "http://$p/bench/v1/items/42" 200
+  wait_http "http://$p/inventory/v2/warehouses" 200
+done
 
 cat >"$OUT/post.lua" <<EOF
 wrk.method = "POST"
@@ -139,33 +179,45 @@ local f = io.open("$PWD/bench/post-1k.json", "rb")
 wrk.body = f:read("*a")
 f:close()
 EOF
+# The limited setups send their consumer's API key with every request.
+declare -A KEY=([gatehouse-local]="$KEY_LOCAL" [gatehouse-redis]="$KEY_REDIS")
 
 declare -A URL=(
   [direct]="http://$UP/items/42"
   [nginx]="http://$NGINX/bench/v1/items/42"
   [haproxy]="http://$HAPROXY/bench/v1/items/42"
   [gatehouse]="http://$GH/bench/v1/items/42"
+  [gatehouse-local]="http://$GHL/bench/v1/items/42"
+  [gatehouse-redis]="http://$GHR/bench/v1/items/42"
 )
 declare -A POST_URL=(
   [direct]="http://$UP/items"
   [nginx]="http://$NGINX/bench/v1/items"
   [haproxy]="http://$HAPROXY/bench/v1/items"
   [gatehouse]="http://$GH/bench/v1/items"
+  [gatehouse-local]="http://$GHL/bench/v1/items"
+  [gatehouse-redis]="http://$GHR/bench/v1/items"
 )
-SETUPS=(direct nginx haproxy gatehouse)
+SETUPS=(direct nginx haproxy gatehouse gatehouse-local gatehouse-redis)
+key_args() { # setup: the wrk arguments that send its API key, one a line (none for the rest)
+  local k=${KEY[$1]:-}
+  if [ -n "$k" ]; then printf '%s\n' -H "X-API-Key: $k"; fi
+}
 
 echo "== warm-up"
 for s in "${SETUPS[@]}"; do
-  taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d2s "${URL[$s]}" >/dev/null
+  mapfile -t ka < <(key_args "$s")
+  taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d2s "${ka[@]}" "${URL[$s]}" >/dev/null
 done
 
 for round in $(seq 1 "$ROUNDS"); do
   for s in "${SETUPS[@]}"; do
+    mapfile -t ka < <(key_args "$s")
     echo "== round $round: $s GET"
-    taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d"$DURATION" --latency "${URL[$s]}" \
+    taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d"$DURATION" --latency "${ka[@]}" "${URL[$s]}" \
       >"$OUT/raw/$s-get-$round.txt"
     echo "== round $round: $s POST 1 KB"
-    taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d"$DURATION" --latency -s "$OUT/post.lua" "${POST_URL[$s]}" \
+    taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d"$DURATION" --latency -s "$OUT/post.lua" "${ka[@]}" "${POST_URL[$s]}" \
       >"$OUT/raw/$s-post-$round.txt"
   done
 done
@@ -173,10 +225,13 @@ done
 PEAK_RSS_KB=$(awk '/VmHWM/ {print $2}' "/proc/$GH_PID/status")
 RSS_KB=$(awk '/VmRSS/ {print $2}' "/proc/$GH_PID/status")
 curl -s "http://$GH_ADMIN/metrics" >"$OUT/metrics.txt"
+curl -s "http://$GHL_ADMIN/metrics" >"$OUT/metrics-local.txt"
+curl -s "http://$GHR_ADMIN/metrics" >"$OUT/metrics-redis.txt"
 
 python3 - "$OUT" "$PEAK_RSS_KB" "$RSS_KB" "$ROUNDS" "$DURATION" "$CONNS" "$PROXY_THREADS" "${FEATURES:-none}" <<'PY'
 import glob, os, re, statistics, sys
 out, peak_kb, rss_kb, rounds, duration, conns, threads, features = sys.argv[1:]
+SETUPS = ("direct", "nginx", "haproxy", "gatehouse", "gatehouse-local", "gatehouse-redis")
 
 def ms(v):
     m = re.match(r"([\d.]+)(us|ms|s)", v)
@@ -194,7 +249,7 @@ def parse(path):
 
 rows = {}
 for kind in ("get", "post"):
-    for setup in ("direct", "nginx", "haproxy", "gatehouse"):
+    for setup in SETUPS:
         runs = [parse(p) for p in sorted(glob.glob(f"{out}/raw/{setup}-{kind}-*.txt"))]
         rows[(setup, kind)] = (
             statistics.median(r[0] for r in runs),
@@ -213,7 +268,7 @@ lines = [
     "| --- | --- | ---: | ---: | ---: | ---: |",
 ]
 for kind, label in (("get", "GET small JSON"), ("post", "POST 1 KB JSON")):
-    for setup in ("direct", "nginx", "haproxy", "gatehouse"):
+    for setup in SETUPS:
         rps, p50, p99, errs, sock = rows[(setup, kind)]
         lines.append(f"| {label} | {setup} | {rps:,.0f} | {p50:.3f} | {p99:.3f} | {errs} |")
 lines.append("")
@@ -222,6 +277,20 @@ lines.append("| --- | ---: | ---: | ---: | ---: |")
 for kind, label in (("get", "GET"), ("post", "POST 1 KB")):
     g, n, h, d = (rows[(s, kind)] for s in ("gatehouse", "nginx", "haproxy", "direct"))
     lines.append(f"| {label} | {g[0]/n[0]:.2f} | {g[2]/n[2]:.2f} | {g[0]/h[0]:.2f} | {g[0]/d[0]:.2f} |")
+lines.append("")
+lines.append("| request | local limits / plain req/s | Redis limits / plain req/s | local limits p99 / plain | Redis limits p99 / plain |")
+lines.append("| --- | ---: | ---: | ---: | ---: |")
+for kind, label in (("get", "GET"), ("post", "POST 1 KB")):
+    g, l, r = (rows[(s, kind)] for s in ("gatehouse", "gatehouse-local", "gatehouse-redis"))
+    lines.append(f"| {label} | {l[0]/g[0]:.2f} | {r[0]/g[0]:.2f} | {l[2]/g[2]:.2f} | {r[2]/g[2]:.2f} |")
+def decisions(path):
+    text = open(path).read() if os.path.exists(path) else ""
+    found = re.findall(r'gatehouse_ratelimit_decisions_total\{backend="(\w+)",result="(\w+)"\} (\d+)', text)
+    return ", ".join(f"{b}/{r}: {n}" for b, r, n in found if n != "0") or "none"
+lines.append("")
+lines.append(f"Rate-limit decisions counted: local node: {decisions(os.path.join(out, 'metrics-local.txt'))}; "
+             f"Redis node: {decisions(os.path.join(out, 'metrics-redis.txt'))} "
+             "(none: no consumer was identified, so nothing was limited).")
 lines.append("")
 lines.append(f"Gatehouse memory: peak RSS {int(peak_kb)/1024:.1f} MiB (VmHWM), RSS at the end {int(rss_kb)/1024:.1f} MiB, "
              "bundled catalog seeded plus the bench API.")
