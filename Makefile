@@ -28,7 +28,7 @@ run: deps
 # The end-to-end tests start the debug `gatehouse` binary, so it is built first.
 test: deps
 	$(CARGO) build -p gatehouse-gateway --bin gatehouse
-	$(CARGO) test --workspace
+	$(CARGO) test --workspace --no-fail-fast
 
 lint:
 	$(CARGO) fmt --all --check

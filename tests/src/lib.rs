@@ -863,3 +863,10 @@ impl Drop for RedisServer {
         self.kill();
     }
 }
+
+pub mod process;
+
+pub use process::{
+    AdminClient, CliRun, Gatehouse, GatehouseBuilder, PG_URL_VAR, PgSchema, Reply, cli, free_addr,
+    run,
+};

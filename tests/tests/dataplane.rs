@@ -397,14 +397,13 @@ async fn no_request_is_dropped_while_the_registry_changes_under_load() {
 /// `GATEHOUSE_TEST_POSTGRES_URL` is set.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_node_sharing_postgres_routes_a_new_version_within_a_second() {
-    let Ok(url) = std::env::var("GATEHOUSE_TEST_POSTGRES_URL") else {
-        eprintln!("skipped: GATEHOUSE_TEST_POSTGRES_URL is not set");
+    // A fresh schema: a shared one would carry other runs' tokens and migrations.
+    let Some(schema) = gatehouse_tests::PgSchema::create().await else {
         return;
     };
+    let url = schema.url().to_owned();
     let up = EchoUpstream::start("erp").await;
-    // The shared database outlives test runs and keeps the first bootstrap token: use one
-    // fixed value so every run is admin.
-    let token = "gh_test_shared_postgres_bootstrap";
+    let token = "gh_test_fresh_postgres_bootstrap";
     let admin_node = GatehouseProcess::start_with_token(
         ServeOptions {
             database_url: Some(url.clone()),
