@@ -58,7 +58,7 @@ feature_args=()
 [ -n "$FEATURES" ] && feature_args=(--features "$FEATURES")
 cargo build -q --profile bench-release -p gatehouse-gateway --bin gatehouse "${feature_args[@]}"
 cargo build -q --profile bench-release -p gatehouse-bench-upstream
-BIN=target/bench-release
+BIN=${CARGO_TARGET_DIR:-target}/bench-release
 
 wait_http() { # url expected-status
   for _ in $(seq 1 200); do
