@@ -276,8 +276,10 @@ async fn redis_outage_fails_open_or_closed_and_recovers() {
     .await;
     assert!(live.is_some(), "the heartbeat never saw two nodes");
 
-    let open = plan("open-plan", 10, 10, RedisFailure::Open);
-    let closed = plan("closed-plan", 10, 10, RedisFailure::Closed);
+    // 1 request/s with a burst of 10: on the fallback of two nodes, a burst of 5 and one
+    // request every 2 s, so a slow machine cannot refill the bucket mid-test.
+    let open = plan("open-plan", 1, 10, RedisFailure::Open);
+    let closed = plan("closed-plan", 1, 10, RedisFailure::Closed);
     assert_eq!(open.on_failure, OnFailure::Open);
     let consumer = unique("outage");
     let v = limits.check(&open, &consumer, "orders", None).await;
