@@ -2330,12 +2330,12 @@ admin_test!(
 );
 
 admin_test!(plans_are_created_read_and_listed, |t: App| async move {
-    let plan = json!({"name": "partner", "rate": {"requests": 20, "per_seconds": 1, "burst": 10},
+    let mut plan = json!({"name": "partner", "rate": {"requests": 20, "per_seconds": 1, "burst": 10},
                           "quota": {"requests": 100000, "period": "month"}});
-    assert_eq!(
-        t.post("/plans").json(plan.clone()).send().await.ok(201),
-        plan
-    );
+    let created = t.post("/plans").json(plan.clone()).send().await.ok(201);
+    // The Redis failure mode is always shown; it defaults to fail-open.
+    plan["on_redis_failure"] = json!("open");
+    assert_eq!(created, plan);
     assert_eq!(t.get("/plans/partner").send().await.ok(200), plan);
     assert_eq!(t.get("/plans").send().await.ok(200)["items"], json!([plan]));
 });
