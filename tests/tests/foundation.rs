@@ -69,7 +69,17 @@ async fn serve_seeds_the_bundled_catalog_and_the_bootstrap_token_lists_the_six_a
         .map(|v| (v["version"].as_str().unwrap(), v["state"].as_str().unwrap()))
         .collect();
     assert_eq!(states, [("1.4.0", "deprecated"), ("2.1.0", "published")]);
-    let ready = gh.admin().with_token(None).get("/readyz").await.expect(200);
+    // The first snapshot is built in the background after start-up: poll until ready.
+    let anonymous = gh.admin().with_token(None);
+    let ready = gatehouse_tests::eventually(std::time::Duration::from_secs(30), || {
+        let anonymous = anonymous.clone();
+        async move {
+            let reply = anonymous.get("/readyz").await;
+            (reply.status == 200).then(|| reply.expect(200))
+        }
+    })
+    .await
+    .expect("/readyz did not answer 200 within 30 s");
     assert_eq!(ready["ready"], true);
 }
 
