@@ -437,3 +437,75 @@ async fn quotas_survive_a_restart_through_the_store_checkpoint() {
     let v = second.check(&p, "b2b-portal", "orders", None).await;
     assert_eq!(quota_left(&v), Some((true, 4)));
 }
+
+/// What a decision costs, printed for the record (debug build, shared machine: only a
+/// sanity bound is asserted). Local: a map lookup under a shard lock. Redis: one round trip.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn decision_latency_local_and_redis() {
+    let local = LocalLimiter::default();
+    let rate = Gcra::new(1_000_000, 1, None).unwrap();
+    let names: Vec<String> = (0..10_000).map(|i| format!("c{i}")).collect();
+    let started = std::time::Instant::now();
+    let n = 200_000u32;
+    for i in 0..n {
+        let key = LimitKey {
+            consumer: &names[(i as usize) % names.len()],
+            api: "orders",
+            operation: None,
+        };
+        let req = LimitRequest {
+            key,
+            rate: &rate,
+            quota: None,
+        };
+        let now = Now {
+            rate_us: u64::from(i),
+            unix_ms: NOON_MS,
+        };
+        assert!(local.check(&req, now).allowed());
+    }
+    let local_ns = started.elapsed().as_nanos() / u128::from(n);
+    eprintln!("decision latency, local: {local_ns} ns per decision (10 000 keys)");
+
+    let Some(url) = redis_url() else { return };
+    let c = cluster(&url).await;
+    let consumer = unique("latency");
+    let key = LimitKey {
+        consumer: &consumer,
+        api: "orders",
+        operation: None,
+    };
+    let mut samples = Vec::with_capacity(2_000);
+    for _ in 0..2_000 {
+        let t = std::time::Instant::now();
+        c.decide(&key, &rate, None, None, NOON_MS).await.unwrap();
+        samples.push(t.elapsed());
+    }
+    samples.sort();
+    let (p50, p99) = (samples[1_000], samples[1_980]);
+    // 64 decisions in flight on the one multiplexed connection.
+    let started = std::time::Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..64 {
+        let (c, consumer) = (c.clone(), consumer.clone());
+        tasks.push(tokio::spawn(async move {
+            for _ in 0..100 {
+                let key = LimitKey {
+                    consumer: &consumer,
+                    api: "orders",
+                    operation: None,
+                };
+                c.decide(&key, &rate, None, None, NOON_MS).await.unwrap();
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let per_s = 6_400.0 / started.elapsed().as_secs_f64();
+    eprintln!(
+        "decision latency, redis: p50 {p50:?}, p99 {p99:?} sequential; {per_s:.0} decisions/s \
+         with 64 in flight on one multiplexed connection"
+    );
+    assert!(p50 < Duration::from_millis(20), "p50 {p50:?}");
+}
