@@ -2,10 +2,10 @@
 # Gatehouse data-plane benchmark: the same small JSON GET and 1 KB JSON POST measured with wrk
 # (a) directly against the upstream, (b) through nginx, (c) through HAProxy, (d) through
 # Gatehouse (bundled catalog seeded, plus a `bench` API proxied to the upstream), and through
-# Gatehouse with rate limits: (e) local limits, (f) Redis limits (a redis-server of its own on
-# the load core). For (e) and (f) wrk sends the API key of a consumer subscribed to the bench
-# API under a plan too generous to refuse anything, so the figures are the limiter's cost;
-# the decisions each node counted are reported beside them.
+# Gatehouse with rate limits: (e) `gatehouse-local`, local limits, (f) `gatehouse-redis`, limits
+# on a redis-server of its own (on the load core). For (e) and (f) wrk sends the API key of a
+# consumer subscribed to the bench API under a plan too generous to refuse anything, so the
+# difference to (d) is what deciding costs; the decisions each node counted are reported.
 #
 # Every proxy gets core 0 (one worker/thread); wrk and the upstream share core 1. Rounds are
 # interleaved so drift on a shared machine hits every setup alike; medians are reported.
@@ -13,6 +13,12 @@
 #   bench/run.sh                      # 3 rounds of 10 s per setup and request
 #   ROUNDS=4 DURATION=10s bench/run.sh
 #   FEATURES=mimalloc bench/run.sh    # build Gatehouse with a cargo feature
+#   GATEHOUSE_BIN=/path/gatehouse bench/run.sh   # measure a prebuilt binary instead
+#   NICE=-10 bench/run.sh             # run every piece at a higher priority (busy machine)
+#   SETUPS="nginx gatehouse" bench/run.sh          # a quicker comparison (no summary ratios)
+#
+# Beside requests/s and latency, it reports each proxy's CPU time per request (from
+# /proc/PID/stat, all threads): the figure least disturbed by other load on a shared machine.
 #
 # Needs: wrk, nginx, haproxy, redis-server, taskset, curl, python3
 # (apt-get install -y wrk nginx haproxy redis-server).
@@ -25,6 +31,7 @@ DURATION=${DURATION:-10s}
 CONNS=${CONNS:-64}
 PROXY_THREADS=${PROXY_THREADS:-1}
 FEATURES=${FEATURES:-}
+NICE=${NICE:-0}
 PROXY_CPU=${PROXY_CPU:-0}
 LOAD_CPU=${LOAD_CPU:-1}
 OUT=bench/out
@@ -44,6 +51,11 @@ for tool in wrk nginx haproxy redis-server taskset curl python3; do
   command -v "$tool" >/dev/null || { echo "missing $tool (apt-get install -y wrk nginx haproxy redis-server)" >&2; exit 2; }
 done
 
+for port in 18000 18001 18002 18003 18004 18005 18006 18007 18008 18009; do
+  if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+    echo "port $port is in use (a previous run still going?)" >&2; exit 2
+  fi
+done
 rm -rf "$OUT" && mkdir -p "$OUT/raw" "$OUT/nginx" "$OUT/data" "$OUT/data-local" "$OUT/data-redis" "$OUT/redis"
 PIDS=()
 cleanup() {
@@ -56,9 +68,27 @@ trap cleanup EXIT
 echo "== building release binaries (profile bench-release)"
 feature_args=()
 [ -n "$FEATURES" ] && feature_args=(--features "$FEATURES")
-cargo build -q --profile bench-release -p gatehouse-gateway --bin gatehouse "${feature_args[@]}"
+if [ -z "${GATEHOUSE_BIN:-}" ]; then
+  cargo build -q --profile bench-release -p gatehouse-gateway --bin gatehouse "${feature_args[@]}"
+  GATEHOUSE_BIN=${CARGO_TARGET_DIR:-target}/bench-release/gatehouse
+fi
 cargo build -q --profile bench-release -p gatehouse-bench-upstream
 BIN=${CARGO_TARGET_DIR:-target}/bench-release
+pin() { # cpu command...: runs in the foreground
+  local cpu=$1; shift
+  nice -n "$NICE" taskset -c "$cpu" "$@"
+}
+start() { # cpu command...: call with `&`; exec keeps `$!` the server's own PID
+  local cpu=$1; shift
+  exec nice -n "$NICE" taskset -c "$cpu" "$@"
+}
+cpu_ticks() { # pids... → utime+stime of all their threads, in clock ticks
+  local total=0
+  for p in "$@"; do
+    total=$((total + $(awk '{print $14 + $15}' "/proc/$p/stat")))
+  done
+  echo "$total"
+}
 
 wait_http() { # url expected-status
   for _ in $(seq 1 200); do
@@ -70,7 +100,7 @@ wait_http() { # url expected-status
 }
 
 echo "== upstream on core $LOAD_CPU"
-taskset -c "$LOAD_CPU" "$BIN/bench-upstream" "$UP" >"$OUT/upstream.log" 2>&1 &
+start "$LOAD_CPU" "$BIN/bench-upstream" "$UP" >"$OUT/upstream.log" 2>&1 &
 PIDS+=($!)
 wait_http "http://$UP/items/42" 200
 
@@ -93,9 +123,11 @@ http {
   }
 }
 EOF
-taskset -c "$PROXY_CPU" nginx -p "$PWD/$OUT/nginx" -c "$PWD/$OUT/nginx/nginx.conf" -g 'daemon off;' &
-PIDS+=($!)
+start "$PROXY_CPU" nginx -p "$PWD/$OUT/nginx" -c "$PWD/$OUT/nginx/nginx.conf" -g 'daemon off;' &
+NGINX_PID=$!
+PIDS+=($NGINX_PID)
 wait_http "http://$NGINX/bench/v1/items/42" 200
+NGINX_WORKERS=$(pgrep -P "$NGINX_PID" | tr '\n' ' ')
 
 echo "== haproxy on core $PROXY_CPU"
 cat >"$OUT/haproxy.cfg" <<EOF
@@ -116,61 +148,75 @@ backend be
   http-reuse always
   server up $UP
 EOF
-taskset -c "$PROXY_CPU" haproxy -db -f "$OUT/haproxy.cfg" >"$OUT/haproxy.log" 2>&1 &
-PIDS+=($!)
+start "$PROXY_CPU" haproxy -db -f "$OUT/haproxy.cfg" >"$OUT/haproxy.log" 2>&1 &
+HAPROXY_PID=$!
+PIDS+=($HAPROXY_PID)
 wait_http "http://$HAPROXY/bench/v1/items/42" 200
 
+echo "== gatehouse on core $PROXY_CPU (proxy threads: $PROXY_THREADS, features: ${FEATURES:-none})"
+GATEHOUSE_BOOTSTRAP_TOKEN=$TOKEN RUST_LOG=warn start "$PROXY_CPU" "$GATEHOUSE_BIN" serve \
+  --data-dir "$OUT/data" --proxy-listen "$GH" --admin-listen "$GH_ADMIN" \
+  --seed-catalog specs/catalog.yaml --proxy-threads "$PROXY_THREADS" >"$OUT/gatehouse.log" 2>&1 &
+GH_PID=$!
+PIDS+=($GH_PID)
+wait_http "http://$GH_ADMIN/readyz" 200
+admin() { # method path [json-file-or-inline]
+  local body=${3:-}
+  if [ -f "$body" ]; then body=$(cat "$body"); fi
+  curl -s -o "$OUT/admin-last.json" -w '%{http_code}' -X "$1" "http://$GH_ADMIN$2" \
+    -H "Authorization: Bearer $TOKEN" -H 'content-type: application/json' ${body:+--data "$body"}
+}
+admin POST /teams '{"name":"bench","contact":"bench@example.com"}' >/dev/null
+admin POST /apis '{"slug":"bench","title":"Bench","team":"bench"}' >/dev/null
+code=$(admin POST /apis/bench/versions bench/bench-api.json)
+[ "$code" = 201 ] || { echo "registering the bench API failed: $code $(cat "$OUT/admin-last.json")" >&2; exit 1; }
+admin POST /apis/bench/versions/1.0.0/publish '{}' >/dev/null
+admin PUT /apis/bench/majors/1/upstream "{\"targets\":[{\"url\":\"http://$UP\",\"weight\":100}]}" >/dev/null
+wait_http "http://$GH/bench/v1/items/42" 200
+wait_http "http://$GH/inventory/v2/warehouses" 200
+
 echo "== redis-server on core $LOAD_CPU (port $REDIS_PORT)"
-taskset -c "$LOAD_CPU" redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no \
+start "$LOAD_CPU" redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no \
   --dir "$PWD/$OUT/redis" >"$OUT/redis.log" 2>&1 &
 PIDS+=($!)
 for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$REDIS_PORT") 2>/dev/null && break; sleep 0.05; done
-
-# start_gatehouse NAME PROXY ADMIN DATA [extra serve flags...]: prints the pid.
-start_gatehouse() {
+admin_at() { # admin-addr method path [json]
+  curl -s -o "$OUT/admin-last.json" -w '%{http_code}' -X "$2" "http://$1$3" \
+    -H "Authorization: Bearer $TOKEN" -H 'content-type: application/json' ${4:+--data "$4"}
+}
+limited_node() { # name proxy admin data-dir [serve flags...]: starts a node, sets it up; sets NODE_PID, NODE_KEY
   local name=$1 proxy=$2 adm=$3 data=$4; shift 4
-  GATEHOUSE_BOOTSTRAP_TOKEN=$TOKEN RUST_LOG=warn taskset -c "$PROXY_CPU" "$BIN/gatehouse" serve \
+  GATEHOUSE_BOOTSTRAP_TOKEN=$TOKEN RUST_LOG=warn start "$PROXY_CPU" "$GATEHOUSE_BIN" serve \
     --data-dir "$data" --proxy-listen "$proxy" --admin-listen "$adm" \
     --seed-catalog specs/catalog.yaml --proxy-threads "$PROXY_THREADS" "$@" >"$OUT/$name.log" 2>&1 &
-  echo $!
+  NODE_PID=$!
+  PIDS+=($NODE_PID)
+  wait_http "http://$adm/readyz" 200
+  admin_at "$adm" POST /teams '{"name":"bench","contact":"bench@example.com"}' >/dev/null
+  admin_at "$adm" POST /apis '{"slug":"bench","title":"Bench","team":"bench"}' >/dev/null
+  code=$(admin_at "$adm" POST /apis/bench/versions "$(cat bench/bench-api.json)")
+  [ "$code" = 201 ] || { echo "$name: registering the bench API failed: $code $(cat "$OUT/admin-last.json")" >&2; exit 1; }
+  admin_at "$adm" POST /apis/bench/versions/1.0.0/publish '{}' >/dev/null
+  admin_at "$adm" PUT /apis/bench/majors/1/upstream "{\"targets\":[{\"url\":\"http://$UP\",\"weight\":100}]}" >/dev/null
+  # A plan that never refuses: what is measured is the cost of deciding.
+  admin_at "$adm" POST /plans '{"name":"bench-unlimited","rate":{"requests":100000000,"per_seconds":1}}' >/dev/null
+  admin_at "$adm" POST /consumers '{"name":"bench-client"}' >/dev/null
+  admin_at "$adm" POST /consumers/bench-client/subscriptions '{"api":"bench","plan":"bench-unlimited"}' >/dev/null
+  admin_at "$adm" POST /consumers/bench-client/keys '{}' >/dev/null
+  NODE_KEY=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1])).get("key",""))' "$OUT/admin-last.json")
+  for _ in $(seq 1 200); do
+    c=$(curl -s -o /dev/null -w '%{http_code}' -H "X-API-Key: $NODE_KEY" "http://$proxy/bench/v1/items/42" || true)
+    [ "$c" = 200 ] && return 0
+    sleep 0.05
+  done
+  echo "$name: the bench API never answered 200" >&2; exit 1
 }
-admin() { # admin-addr method path [json-file-or-inline]
-  local body=${4:-}
-  if [ -f "$body" ]; then body=$(cat "$body"); fi
-  curl -s -o "$OUT/admin-last.json" -w '%{http_code}' -X "$2" "http://$1$3" \
-    -H "Authorization: Bearer $TOKEN" -H 'content-type: application/json' ${body:+--data "$body"}
-}
-register_bench() { # admin-addr: registers the bench API; prints the bench consumer's API key
-  admin "$1" POST /teams '{"name":"bench","contact":"bench@example.com"}' >/dev/null
-  admin "$1" POST /apis '{"slug":"bench","title":"Bench","team":"bench"}' >/dev/null
-  code=$(admin "$1" POST /apis/bench/versions bench/bench-api.json)
-  [ "$code" = 201 ] || { echo "registering the bench API failed: $code $(cat "$OUT/admin-last.json")" >&2; exit 1; }
-  admin "$1" POST /apis/bench/versions/1.0.0/publish '{}' >/dev/null
-  admin "$1" PUT /apis/bench/majors/1/upstream "{\"targets\":[{\"url\":\"http://$UP\",\"weight\":100}]}" >/dev/null
-  # A consumer whose plan never refuses: what is measured is the cost of deciding.
-  admin "$1" POST /plans '{"name":"bench-unlimited","rate":{"requests":100000000,"per_seconds":1}}' >/dev/null
-  admin "$1" POST /consumers '{"name":"bench-client"}' >/dev/null
-  admin "$1" POST /consumers/bench-client/subscriptions '{"api":"bench","plan":"bench-unlimited"}' >/dev/null
-  admin "$1" POST /consumers/bench-client/keys '{}' >/dev/null
-  python3 -c 'import json,sys; print(json.load(open(sys.argv[1])).get("key",""))' "$OUT/admin-last.json"
-}
-
-echo "== gatehouse on core $PROXY_CPU (proxy threads: $PROXY_THREADS, features: ${FEATURES:-none})"
-GH_PID=$(start_gatehouse gatehouse "$GH" "$GH_ADMIN" "$OUT/data")
-PIDS+=($GH_PID)
-echo "== gatehouse with local limits, and with Redis limits, on core $PROXY_CPU"
-GHL_PID=$(start_gatehouse gatehouse-local "$GHL" "$GHL_ADMIN" "$OUT/data-local")
-PIDS+=($GHL_PID)
-GHR_PID=$(start_gatehouse gatehouse-redis "$GHR" "$GHR_ADMIN" "$OUT/data-redis" --redis-url "redis://127.0.0.1:$REDIS_PORT")
-PIDS+=($GHR_PID)
-for a in "$GH_ADMIN" "$GHL_ADMIN" "$GHR_ADMIN"; do wait_http "http://$a/readyz" 200; done
-register_bench "$GH_ADMIN" >/dev/null
-KEY_LOCAL=$(register_bench "$GHL_ADMIN")
-KEY_REDIS=$(register_bench "$GHR_ADMIN")
-for p in "$GH" "$GHL" "$GHR"; do
-  wait_http "http://$p/bench/v1/items/42" 200
-  wait_http "http://$p/inventory/v2/warehouses" 200
-done
+echo "== gatehouse with local limits on core $PROXY_CPU"
+limited_node gatehouse-local "$GHL" "$GHL_ADMIN" "$OUT/data-local"
+GHL_PID=$NODE_PID KEY_LOCAL=$NODE_KEY
+echo "== gatehouse with Redis limits on core $PROXY_CPU"
+limited_node gatehouse-redis "$GHR" "$GHR_ADMIN" "$OUT/data-redis" --redis-url "redis://127.0.0.1:$REDIS_PORT"
+GHR_PID=$NODE_PID KEY_REDIS=$NODE_KEY
 
 cat >"$OUT/post.lua" <<EOF
 wrk.method = "POST"
@@ -179,8 +225,6 @@ local f = io.open("$PWD/bench/post-1k.json", "rb")
 wrk.body = f:read("*a")
 f:close()
 EOF
-# The limited setups send their consumer's API key with every request.
-declare -A KEY=([gatehouse-local]="$KEY_LOCAL" [gatehouse-redis]="$KEY_REDIS")
 
 declare -A URL=(
   [direct]="http://$UP/items/42"
@@ -198,27 +242,39 @@ declare -A POST_URL=(
   [gatehouse-local]="http://$GHL/bench/v1/items"
   [gatehouse-redis]="http://$GHR/bench/v1/items"
 )
-SETUPS=(direct nginx haproxy gatehouse gatehouse-local gatehouse-redis)
-key_args() { # setup: the wrk arguments that send its API key, one a line (none for the rest)
+declare -A PROC=(
+  [direct]="" [nginx]="$NGINX_PID $NGINX_WORKERS" [haproxy]="$HAPROXY_PID" [gatehouse]="$GH_PID"
+  [gatehouse-local]="$GHL_PID" [gatehouse-redis]="$GHR_PID"
+)
+# The limited setups send their consumer's API key with every request.
+declare -A KEY=([gatehouse-local]="$KEY_LOCAL" [gatehouse-redis]="$KEY_REDIS")
+key_args() { # setup → the wrk arguments sending its key, one per line (none for the others)
   local k=${KEY[$1]:-}
   if [ -n "$k" ]; then printf '%s\n' -H "X-API-Key: $k"; fi
+}
+read -r -a SETUPS <<<"${SETUPS:-direct nginx haproxy gatehouse gatehouse-local gatehouse-redis}"
+measure() { # setup kind round [wrk args...]
+  local s=$1 kind=$2 round=$3; shift 3
+  local before after
+  before=$(cpu_ticks ${PROC[$s]})
+  pin "$LOAD_CPU" wrk -t1 -c"$CONNS" -d"$DURATION" --latency "$@" >"$OUT/raw/$s-$kind-$round.txt"
+  after=$(cpu_ticks ${PROC[$s]})
+  echo "$((after - before))" >"$OUT/raw/$s-$kind-$round.ticks"
 }
 
 echo "== warm-up"
 for s in "${SETUPS[@]}"; do
   mapfile -t ka < <(key_args "$s")
-  taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d2s "${ka[@]}" "${URL[$s]}" >/dev/null
+  pin "$LOAD_CPU" wrk -t1 -c"$CONNS" -d2s "${ka[@]}" "${URL[$s]}" >/dev/null
 done
 
 for round in $(seq 1 "$ROUNDS"); do
   for s in "${SETUPS[@]}"; do
     mapfile -t ka < <(key_args "$s")
     echo "== round $round: $s GET"
-    taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d"$DURATION" --latency "${ka[@]}" "${URL[$s]}" \
-      >"$OUT/raw/$s-get-$round.txt"
+    measure "$s" get "$round" "${ka[@]}" "${URL[$s]}"
     echo "== round $round: $s POST 1 KB"
-    taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d"$DURATION" --latency -s "$OUT/post.lua" "${ka[@]}" "${POST_URL[$s]}" \
-      >"$OUT/raw/$s-post-$round.txt"
+    measure "$s" post "$round" -s "$OUT/post.lua" "${ka[@]}" "${POST_URL[$s]}"
   done
 done
 
@@ -228,9 +284,10 @@ curl -s "http://$GH_ADMIN/metrics" >"$OUT/metrics.txt"
 curl -s "http://$GHL_ADMIN/metrics" >"$OUT/metrics-local.txt"
 curl -s "http://$GHR_ADMIN/metrics" >"$OUT/metrics-redis.txt"
 
-python3 - "$OUT" "$PEAK_RSS_KB" "$RSS_KB" "$ROUNDS" "$DURATION" "$CONNS" "$PROXY_THREADS" "${FEATURES:-none}" <<'PY'
+LOAD=$(cut -d' ' -f1-3 /proc/loadavg)
+python3 - "$OUT" "$PEAK_RSS_KB" "$RSS_KB" "$ROUNDS" "$DURATION" "$CONNS" "$PROXY_THREADS" "${FEATURES:-none}" "$(getconf CLK_TCK)" "$LOAD" "$NICE" "$GATEHOUSE_BIN" <<'PY'
 import glob, os, re, statistics, sys
-out, peak_kb, rss_kb, rounds, duration, conns, threads, features = sys.argv[1:]
+out, peak_kb, rss_kb, rounds, duration, conns, threads, features, clk_tck, load, nice, gh_bin = sys.argv[1:]
 SETUPS = ("direct", "nginx", "haproxy", "gatehouse", "gatehouse-local", "gatehouse-redis")
 
 def ms(v):
@@ -245,57 +302,72 @@ def parse(path):
     p99 = ms(re.search(r"\s99%\s+(\S+)", text).group(1))
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
     sock = re.search(r"Socket errors: (.*)", text)
-    return rps, p50, p99, int(errors.group(1)) if errors else 0, sock.group(1) if sock else ""
+    total = int(re.search(r"(\d+) requests in", text).group(1))
+    ticks_file = path.replace(".txt", ".ticks")
+    ticks = int(open(ticks_file).read()) if os.path.exists(ticks_file) else 0
+    cpu_us = ticks * 1e6 / int(clk_tck) / total if total and ticks else float("nan")
+    return rps, p50, p99, int(errors.group(1)) if errors else 0, sock.group(1) if sock else "", cpu_us
 
 rows = {}
 for kind in ("get", "post"):
     for setup in SETUPS:
         runs = [parse(p) for p in sorted(glob.glob(f"{out}/raw/{setup}-{kind}-*.txt"))]
+        if not runs:
+            continue
         rows[(setup, kind)] = (
             statistics.median(r[0] for r in runs),
             statistics.median(r[1] for r in runs),
             statistics.median(r[2] for r in runs),
             sum(r[3] for r in runs),
             "; ".join(r[4] for r in runs if r[4]),
+            statistics.median(r[5] for r in runs),
         )
 
 lines = [
     f"Gatehouse benchmark: median of {rounds} runs of {duration}, wrk -t1 -c{conns}; "
     f"proxies pinned to one core, wrk + upstream on the other; gatehouse proxy threads: {threads}, "
-    f"features: {features}.",
+    f"features: {features}; nice {nice}; binary {gh_bin}; load average at the end: {load}.",
     "",
-    "| request | setup | requests/s | p50 ms | p99 ms | non-2xx |",
-    "| --- | --- | ---: | ---: | ---: | ---: |",
+    "| request | setup | requests/s | p50 ms | p99 ms | proxy CPU µs/request | non-2xx |",
+    "| --- | --- | ---: | ---: | ---: | ---: | ---: |",
 ]
 for kind, label in (("get", "GET small JSON"), ("post", "POST 1 KB JSON")):
     for setup in SETUPS:
-        rps, p50, p99, errs, sock = rows[(setup, kind)]
-        lines.append(f"| {label} | {setup} | {rps:,.0f} | {p50:.3f} | {p99:.3f} | {errs} |")
+        if (setup, kind) not in rows:
+            continue
+        rps, p50, p99, errs, sock, cpu = rows[(setup, kind)]
+        cpu_text = "" if setup == "direct" else f"{cpu:.1f}"
+        lines.append(f"| {label} | {setup} | {rps:,.0f} | {p50:.3f} | {p99:.3f} | {cpu_text} | {errs} |")
 lines.append("")
-lines.append("| request | gatehouse/nginx req/s | gatehouse/nginx p99 | gatehouse/haproxy req/s | gatehouse/direct req/s |")
-lines.append("| --- | ---: | ---: | ---: | ---: |")
+lines.append("| request | gatehouse/nginx req/s | gatehouse/nginx p99 | gatehouse/haproxy req/s | gatehouse/direct req/s | nginx/gatehouse CPU per request |")
+lines.append("| --- | ---: | ---: | ---: | ---: | ---: |")
 for kind, label in (("get", "GET"), ("post", "POST 1 KB")):
+    if not all((s, kind) in rows for s in ("gatehouse", "nginx", "haproxy", "direct")):
+        continue
     g, n, h, d = (rows[(s, kind)] for s in ("gatehouse", "nginx", "haproxy", "direct"))
-    lines.append(f"| {label} | {g[0]/n[0]:.2f} | {g[2]/n[2]:.2f} | {g[0]/h[0]:.2f} | {g[0]/d[0]:.2f} |")
+    lines.append(f"| {label} | {g[0]/n[0]:.2f} | {g[2]/n[2]:.2f} | {g[0]/h[0]:.2f} | {g[0]/d[0]:.2f} | {n[5]/g[5]:.2f} |")
 lines.append("")
-lines.append("| request | local limits / plain req/s | Redis limits / plain req/s | local limits p99 / plain | Redis limits p99 / plain |")
+lines.append("| request | local limits / plain req/s | Redis limits / plain req/s | local limits / plain CPU per request | Redis limits / plain CPU per request |")
 lines.append("| --- | ---: | ---: | ---: | ---: |")
 for kind, label in (("get", "GET"), ("post", "POST 1 KB")):
+    if not all((s, kind) in rows for s in ("gatehouse", "gatehouse-local", "gatehouse-redis")):
+        continue
     g, l, r = (rows[(s, kind)] for s in ("gatehouse", "gatehouse-local", "gatehouse-redis"))
-    lines.append(f"| {label} | {l[0]/g[0]:.2f} | {r[0]/g[0]:.2f} | {l[2]/g[2]:.2f} | {r[2]/g[2]:.2f} |")
+    lines.append(f"| {label} | {l[0]/g[0]:.2f} | {r[0]/g[0]:.2f} | {l[5]/g[5]:.2f} | {r[5]/g[5]:.2f} |")
 def decisions(path):
     text = open(path).read() if os.path.exists(path) else ""
     found = re.findall(r'gatehouse_ratelimit_decisions_total\{backend="(\w+)",result="(\w+)"\} (\d+)', text)
-    return ", ".join(f"{b}/{r}: {n}" for b, r, n in found if n != "0") or "none"
+    return ", ".join(f"{b} {r} {n}" for b, r, n in found if n != "0") or "none"
 lines.append("")
-lines.append(f"Rate-limit decisions counted: local node: {decisions(os.path.join(out, 'metrics-local.txt'))}; "
-             f"Redis node: {decisions(os.path.join(out, 'metrics-redis.txt'))} "
-             "(none: no consumer was identified, so nothing was limited).")
+lines.append(f"Rate-limit decisions counted: local-limits node: {decisions(os.path.join(out, 'metrics-local.txt'))}; "
+             f"Redis-limits node: {decisions(os.path.join(out, 'metrics-redis.txt'))}.")
 lines.append("")
 lines.append(f"Gatehouse memory: peak RSS {int(peak_kb)/1024:.1f} MiB (VmHWM), RSS at the end {int(rss_kb)/1024:.1f} MiB, "
              "bundled catalog seeded plus the bench API.")
-g = rows[("gatehouse", "get")]; n = rows[("nginx", "get")]
-ok = g[0] >= 0.8 * n[0] and g[2] <= 1.5 * n[2] and int(peak_kb) < 64 * 1024
+g = rows.get(("gatehouse", "get")); n = rows.get(("nginx", "get"))
+if g and n:
+    lines.append(f"GET gatehouse/nginx: {g[0]/n[0]:.2f} req/s, {g[2]/n[2]:.2f} p99, {n[5]/g[5]:.2f} CPU per request")
+ok = bool(g and n) and g[0] >= 0.8 * n[0] and g[2] <= 1.5 * n[2] and int(peak_kb) < 64 * 1024
 lines.append(f"Performance bar (GET >= 0.8x nginx req/s, p99 <= 1.5x nginx, peak RSS < 64 MiB): {'MET' if ok else 'NOT MET'}")
 text = "\n".join(lines)
 print(text)

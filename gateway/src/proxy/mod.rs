@@ -103,6 +103,26 @@ pub fn proxy_service_with_limits(
     svc
 }
 
+/// The target slots a request has tried, at most [`MAX_ATTEMPTS`].
+#[derive(Debug, Default, Clone, Copy)]
+struct Tried {
+    slots: [usize; MAX_ATTEMPTS],
+    len: usize,
+}
+
+impl Tried {
+    fn push(&mut self, slot: usize) {
+        if let Some(s) = self.slots.get_mut(self.len) {
+            *s = slot;
+            self.len += 1;
+        }
+    }
+
+    fn as_slice(&self) -> &[usize] {
+        &self.slots[..self.len.min(MAX_ATTEMPTS)]
+    }
+}
+
 /// Per-request state shared by the hooks.
 #[derive(Debug)]
 pub struct RequestCtx {
@@ -121,8 +141,8 @@ pub struct RequestCtx {
     pub rate_limit: Option<(String, String)>,
     /// The target of the current attempt.
     chosen: Option<upstream::Chosen>,
-    /// Target slots already tried.
-    tried: Vec<usize>,
+    /// Target slots already tried (inline: no allocation per request).
+    tried: Tried,
     /// Upstream attempts made.
     attempts: usize,
     /// The last upstream failure seen.
@@ -145,7 +165,7 @@ impl RequestCtx {
             consumer: None,
             rate_limit: None,
             chosen: None,
-            tried: Vec::new(),
+            tried: Tried::default(),
             attempts: 0,
             last_failure: None,
             upstream_started: None,
@@ -276,7 +296,7 @@ impl Gateway {
         let (Some(live), Some(up)) = (ctx.live.as_ref(), ctx.upstream()) else {
             return Err(no_upstream(ctx));
         };
-        match upstream::choose(live, up, &ctx.tried) {
+        match upstream::choose(live, up, ctx.tried.as_slice()) {
             Some(c) => {
                 ctx.tried.push(c.slot);
                 ctx.chosen = Some(c);
@@ -380,9 +400,9 @@ impl Gateway {
     /// Whether a failed attempt may be retried on another target.
     fn may_retry(ctx: &RequestCtx) -> bool {
         ctx.idempotent()
-            && ctx.tried.len() < MAX_ATTEMPTS
+            && ctx.tried.as_slice().len() < MAX_ATTEMPTS
             && match (&ctx.live, ctx.upstream()) {
-                (Some(live), Some(up)) => upstream::has_untried(live, up, &ctx.tried),
+                (Some(live), Some(up)) => upstream::has_untried(live, up, ctx.tried.as_slice()),
                 _ => false,
             }
     }
