@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # Gatehouse data-plane benchmark: the same small JSON GET and 1 KB JSON POST measured with wrk
 # (a) directly against the upstream, (b) through nginx, (c) through HAProxy, (d) through
-# Gatehouse (bundled catalog seeded, plus a `bench` API proxied to the upstream).
+# Gatehouse (bundled catalog seeded, plus a `bench` API proxied to the upstream), and through
+# Gatehouse with rate limits: (e) `gatehouse-local`, local limits, (f) `gatehouse-redis`, limits
+# on a redis-server of its own (on the load core). For (e) and (f) wrk sends the API key of a
+# consumer subscribed to the bench API under a plan too generous to refuse anything, so the
+# difference to (d) is what deciding costs; the decisions each node counted are reported.
 #
 # Identity (issue 4): every Gatehouse call presents a credential, so the `gatehouse` row is
 # the API-key run (X-API-Key; SHA-256 + constant-time compare against the snapshot). The GET
@@ -24,7 +28,8 @@
 # Beside requests/s and latency, it reports each proxy's CPU time per request (from
 # /proc/PID/stat, all threads): the figure least disturbed by other load on a shared machine.
 #
-# Needs: wrk, nginx, haproxy, taskset, curl, python3 (apt-get install -y wrk nginx haproxy).
+# Needs: wrk, nginx, haproxy, redis-server, taskset, curl, python3
+# (apt-get install -y wrk nginx haproxy redis-server).
 # Writes bench/out/ (results.md, raw wrk output, logs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -46,18 +51,23 @@ HAPROXY_ES=127.0.0.1:18006
 JWT=tests/fixtures/jwt
 GH=127.0.0.1:18003
 GH_ADMIN=127.0.0.1:18004
+GHL=127.0.0.1:18005
+GHL_ADMIN=127.0.0.1:18006
+GHR=127.0.0.1:18007
+GHR_ADMIN=127.0.0.1:18008
+REDIS_PORT=18009
 TOKEN=bench-bootstrap-token-0123456789
 
-for tool in wrk nginx haproxy taskset curl python3; do
-  command -v "$tool" >/dev/null || { echo "missing $tool (apt-get install -y wrk nginx haproxy)" >&2; exit 2; }
+for tool in wrk nginx haproxy redis-server taskset curl python3; do
+  command -v "$tool" >/dev/null || { echo "missing $tool (apt-get install -y wrk nginx haproxy redis-server)" >&2; exit 2; }
 done
 
-for port in 18000 18001 18002 18003 18004 18005 18006; do
+for port in 18000 18001 18002 18003 18004 18005 18006 18007 18008 18009; do
   if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
     echo "port $port is in use (a previous run still going?)" >&2; exit 2
   fi
 done
-rm -rf "$OUT" && mkdir -p "$OUT/raw" "$OUT/nginx" "$OUT/data"
+rm -rf "$OUT" && mkdir -p "$OUT/raw" "$OUT/nginx" "$OUT/data" "$OUT/data-local" "$OUT/data-redis" "$OUT/redis"
 PIDS=()
 cleanup() {
   for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill -INT "$p" 2>/dev/null || true; done
@@ -71,10 +81,10 @@ feature_args=()
 [ -n "$FEATURES" ] && feature_args=(--features "$FEATURES")
 if [ -z "${GATEHOUSE_BIN:-}" ]; then
   cargo build -q --profile bench-release -p gatehouse-gateway --bin gatehouse "${feature_args[@]}"
-  GATEHOUSE_BIN=target/bench-release/gatehouse
+  GATEHOUSE_BIN=${CARGO_TARGET_DIR:-target}/bench-release/gatehouse
 fi
 cargo build -q --profile bench-release -p gatehouse-bench-upstream
-BIN=target/bench-release
+BIN=${CARGO_TARGET_DIR:-target}/bench-release
 pin() { # cpu command...: runs in the foreground
   local cpu=$1; shift
   nice -n "$NICE" taskset -c "$cpu" "$@"
@@ -193,7 +203,9 @@ admin POST /apis/bench/versions/1.0.0/publish '{}' >/dev/null
 admin PUT /apis/bench/majors/1/upstream "{\"targets\":[{\"url\":\"http://$UP\",\"weight\":100}]}" >/dev/null
 # Identity: the seeded consumer b2b-portal, subscribed to the bench API, with an API key; the
 # test vectors' issuer with its public keys inline (no JWKS endpoint needed).
-admin POST /consumers/b2b-portal/subscriptions '{"api":"bench","plan":"portal-high"}' >/dev/null
+# A plan that never refuses: what is measured is the cost of deciding, not refusals.
+admin POST /plans '{"name":"bench-unlimited","rate":{"requests":100000000,"per_seconds":1}}' >/dev/null
+admin POST /consumers/b2b-portal/subscriptions '{"api":"bench","plan":"bench-unlimited"}' >/dev/null
 admin POST /consumers/b2b-portal/keys '{}' >/dev/null
 API_KEY=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["key"])' "$OUT/admin-last.json")
 python3 -c 'import json,sys; v=json.load(open(sys.argv[1]))["issuers"]["main"]; print(json.dumps({"issuer": v["issuer"], "audiences": v["audiences"], "algorithms": v["algorithms"], "keys": v["jwks"]}))' \
@@ -217,6 +229,49 @@ wait_auth "http://$GH/bench/v1/items/42" "Authorization: Bearer $RS256"
 wait_auth "http://$HAPROXY_RS/bench/v1/items/42" "Authorization: Bearer $RS256"
 wait_auth "http://$HAPROXY_ES/bench/v1/items/42" "Authorization: Bearer $ES256"
 
+echo "== redis-server on core $LOAD_CPU (port $REDIS_PORT)"
+start "$LOAD_CPU" redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no \
+  --dir "$PWD/$OUT/redis" >"$OUT/redis.log" 2>&1 &
+PIDS+=($!)
+for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$REDIS_PORT") 2>/dev/null && break; sleep 0.05; done
+admin_at() { # admin-addr method path [json]
+  curl -s -o "$OUT/admin-last.json" -w '%{http_code}' -X "$2" "http://$1$3" \
+    -H "Authorization: Bearer $TOKEN" -H 'content-type: application/json' ${4:+--data "$4"}
+}
+limited_node() { # name proxy admin data-dir [serve flags...]: starts a node, sets it up; sets NODE_PID, NODE_KEY
+  local name=$1 proxy=$2 adm=$3 data=$4; shift 4
+  GATEHOUSE_BOOTSTRAP_TOKEN=$TOKEN RUST_LOG=warn start "$PROXY_CPU" "$GATEHOUSE_BIN" serve \
+    --data-dir "$data" --proxy-listen "$proxy" --admin-listen "$adm" \
+    --seed-catalog specs/catalog.yaml --proxy-threads "$PROXY_THREADS" "$@" >"$OUT/$name.log" 2>&1 &
+  NODE_PID=$!
+  PIDS+=($NODE_PID)
+  wait_http "http://$adm/readyz" 200
+  admin_at "$adm" POST /teams '{"name":"bench","contact":"bench@example.com"}' >/dev/null
+  admin_at "$adm" POST /apis '{"slug":"bench","title":"Bench","team":"bench"}' >/dev/null
+  code=$(admin_at "$adm" POST /apis/bench/versions "$(cat bench/bench-api.json)")
+  [ "$code" = 201 ] || { echo "$name: registering the bench API failed: $code $(cat "$OUT/admin-last.json")" >&2; exit 1; }
+  admin_at "$adm" POST /apis/bench/versions/1.0.0/publish '{}' >/dev/null
+  admin_at "$adm" PUT /apis/bench/majors/1/upstream "{\"targets\":[{\"url\":\"http://$UP\",\"weight\":100}]}" >/dev/null
+  # A plan that never refuses: what is measured is the cost of deciding.
+  admin_at "$adm" POST /plans '{"name":"bench-unlimited","rate":{"requests":100000000,"per_seconds":1}}' >/dev/null
+  admin_at "$adm" POST /consumers '{"name":"bench-client"}' >/dev/null
+  admin_at "$adm" POST /consumers/bench-client/subscriptions '{"api":"bench","plan":"bench-unlimited"}' >/dev/null
+  admin_at "$adm" POST /consumers/bench-client/keys '{}' >/dev/null
+  NODE_KEY=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1])).get("key",""))' "$OUT/admin-last.json")
+  for _ in $(seq 1 200); do
+    c=$(curl -s -o /dev/null -w '%{http_code}' -H "X-API-Key: $NODE_KEY" "http://$proxy/bench/v1/items/42" || true)
+    [ "$c" = 200 ] && return 0
+    sleep 0.05
+  done
+  echo "$name: the bench API never answered 200" >&2; exit 1
+}
+echo "== gatehouse with local limits on core $PROXY_CPU"
+limited_node gatehouse-local "$GHL" "$GHL_ADMIN" "$OUT/data-local"
+GHL_PID=$NODE_PID KEY_LOCAL=$NODE_KEY
+echo "== gatehouse with Redis limits on core $PROXY_CPU"
+limited_node gatehouse-redis "$GHR" "$GHR_ADMIN" "$OUT/data-redis" --redis-url "redis://127.0.0.1:$REDIS_PORT"
+GHR_PID=$NODE_PID KEY_REDIS=$NODE_KEY
+
 cat >"$OUT/post.lua" <<EOF
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
@@ -230,17 +285,22 @@ declare -A URL=(
   [nginx]="http://$NGINX/bench/v1/items/42"
   [haproxy]="http://$HAPROXY/bench/v1/items/42"
   [gatehouse]="http://$GH/bench/v1/items/42"
+  [gatehouse-local]="http://$GHL/bench/v1/items/42"
+  [gatehouse-redis]="http://$GHR/bench/v1/items/42"
 )
 declare -A POST_URL=(
   [direct]="http://$UP/items"
   [nginx]="http://$NGINX/bench/v1/items"
   [haproxy]="http://$HAPROXY/bench/v1/items"
   [gatehouse]="http://$GH/bench/v1/items"
+  [gatehouse-local]="http://$GHL/bench/v1/items"
+  [gatehouse-redis]="http://$GHR/bench/v1/items"
 )
 declare -A PROC=(
   [direct]="" [nginx]="$NGINX_PID $NGINX_WORKERS" [haproxy]="$HAPROXY_PID" [gatehouse]="$GH_PID"
   [gatehouse-rs256]="$GH_PID" [gatehouse-es256]="$GH_PID"
   [haproxy-rs256]="$HAPROXY_PID" [haproxy-es256]="$HAPROXY_PID"
+  [gatehouse-local]="$GHL_PID" [gatehouse-redis]="$GHR_PID"
 )
 # The credential each setup presents (only Gatehouse and the JWT HAProxy frontends check one).
 declare -A AUTH=(
@@ -248,12 +308,13 @@ declare -A AUTH=(
   [gatehouse]="X-API-Key: $API_KEY"
   [gatehouse-rs256]="Authorization: Bearer $RS256" [gatehouse-es256]="Authorization: Bearer $ES256"
   [haproxy-rs256]="Authorization: Bearer $RS256" [haproxy-es256]="Authorization: Bearer $ES256"
+  [gatehouse-local]="X-API-Key: $KEY_LOCAL" [gatehouse-redis]="X-API-Key: $KEY_REDIS"
 )
 URL[gatehouse-rs256]="http://$GH/bench/v1/items/42"
 URL[gatehouse-es256]="http://$GH/bench/v1/items/42"
 URL[haproxy-rs256]="http://$HAPROXY_RS/bench/v1/items/42"
 URL[haproxy-es256]="http://$HAPROXY_ES/bench/v1/items/42"
-read -r -a SETUPS <<<"${SETUPS:-direct nginx haproxy gatehouse}"
+read -r -a SETUPS <<<"${SETUPS:-direct nginx haproxy gatehouse gatehouse-local gatehouse-redis}"
 read -r -a JWT_SETUPS <<<"${JWT_SETUPS-haproxy-rs256 gatehouse-rs256 haproxy-es256 gatehouse-es256}"
 measure() { # setup kind round [wrk args...]
   local s=$1 kind=$2 round=$3; shift 3
@@ -286,11 +347,14 @@ done
 PEAK_RSS_KB=$(awk '/VmHWM/ {print $2}' "/proc/$GH_PID/status")
 RSS_KB=$(awk '/VmRSS/ {print $2}' "/proc/$GH_PID/status")
 curl -s "http://$GH_ADMIN/metrics" >"$OUT/metrics.txt"
+curl -s "http://$GHL_ADMIN/metrics" >"$OUT/metrics-local.txt"
+curl -s "http://$GHR_ADMIN/metrics" >"$OUT/metrics-redis.txt"
 
 LOAD=$(cut -d' ' -f1-3 /proc/loadavg)
 python3 - "$OUT" "$PEAK_RSS_KB" "$RSS_KB" "$ROUNDS" "$DURATION" "$CONNS" "$PROXY_THREADS" "${FEATURES:-none}" "$(getconf CLK_TCK)" "$LOAD" "$NICE" "$GATEHOUSE_BIN" <<'PY'
 import glob, os, re, statistics, sys
 out, peak_kb, rss_kb, rounds, duration, conns, threads, features, clk_tck, load, nice, gh_bin = sys.argv[1:]
+SETUPS = ("direct", "nginx", "haproxy", "gatehouse", "gatehouse-local", "gatehouse-redis")
 
 def ms(v):
     m = re.match(r"([\d.]+)(us|ms|s)", v)
@@ -312,7 +376,7 @@ def parse(path):
 
 rows = {}
 for kind in ("get", "post"):
-    for setup in ("direct", "nginx", "haproxy", "gatehouse"):
+    for setup in SETUPS:
         runs = [parse(p) for p in sorted(glob.glob(f"{out}/raw/{setup}-{kind}-*.txt"))]
         if not runs:
             continue
@@ -334,7 +398,7 @@ lines = [
     "| --- | --- | ---: | ---: | ---: | ---: | ---: |",
 ]
 for kind, label in (("get", "GET small JSON"), ("post", "POST 1 KB JSON")):
-    for setup in ("direct", "nginx", "haproxy", "gatehouse"):
+    for setup in SETUPS:
         if (setup, kind) not in rows:
             continue
         rps, p50, p99, errs, sock, cpu = rows[(setup, kind)]
@@ -348,6 +412,21 @@ for kind, label in (("get", "GET"), ("post", "POST 1 KB")):
         continue
     g, n, h, d = (rows[(s, kind)] for s in ("gatehouse", "nginx", "haproxy", "direct"))
     lines.append(f"| {label} | {g[0]/n[0]:.2f} | {g[2]/n[2]:.2f} | {g[0]/h[0]:.2f} | {g[0]/d[0]:.2f} | {n[5]/g[5]:.2f} |")
+lines.append("")
+lines.append("| request | local limits / plain req/s | Redis limits / plain req/s | local limits / plain CPU per request | Redis limits / plain CPU per request |")
+lines.append("| --- | ---: | ---: | ---: | ---: |")
+for kind, label in (("get", "GET"), ("post", "POST 1 KB")):
+    if not all((s, kind) in rows for s in ("gatehouse", "gatehouse-local", "gatehouse-redis")):
+        continue
+    g, l, r = (rows[(s, kind)] for s in ("gatehouse", "gatehouse-local", "gatehouse-redis"))
+    lines.append(f"| {label} | {l[0]/g[0]:.2f} | {r[0]/g[0]:.2f} | {l[5]/g[5]:.2f} | {r[5]/g[5]:.2f} |")
+def decisions(path):
+    text = open(path).read() if os.path.exists(path) else ""
+    found = re.findall(r'gatehouse_ratelimit_decisions_total\{backend="(\w+)",result="(\w+)"\} (\d+)', text)
+    return ", ".join(f"{b} {r} {n}" for b, r, n in found if n != "0") or "none"
+lines.append("")
+lines.append(f"Rate-limit decisions counted: local-limits node: {decisions(os.path.join(out, 'metrics-local.txt'))}; "
+             f"Redis-limits node: {decisions(os.path.join(out, 'metrics-redis.txt'))}.")
 lines.append("")
 lines.append(f"Gatehouse memory: peak RSS {int(peak_kb)/1024:.1f} MiB (VmHWM), RSS at the end {int(rss_kb)/1024:.1f} MiB, "
              "bundled catalog seeded plus the bench API.")

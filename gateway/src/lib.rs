@@ -8,12 +8,14 @@
 //!   batched last-used times of API keys.
 //! - [`jwks`]: the background-refreshed JWKS cache of trusted issuers.
 //! - [`metrics`]: Prometheus text exposition of the data plane.
+//! - [`limits`]: rate limits and quotas (local, or Redis with a local fallback).
 //! - [`config`], [`node`]: `gatehouse serve` settings and what a node knows about itself.
 
 pub mod config;
 pub mod holder;
 pub mod identity;
 pub mod jwks;
+pub mod limits;
 pub mod metrics;
 pub mod node;
 pub mod proxy;
@@ -70,6 +72,7 @@ pub fn run_proxy(
         store,
         KEY_USAGE_FLUSH,
     ));
+    let limits = node.limits().clone();
     let conf = pingora::server::configuration::ServerConf {
         threads: config.proxy_threads,
         // Measured in bench/: without work stealing each thread keeps its connections and
@@ -80,10 +83,11 @@ pub fn run_proxy(
         ..Default::default()
     };
     let mut server = pingora::server::Server::new_with_opt_and_conf(None, conf);
-    let service = proxy::proxy_service(
+    let service = proxy::proxy_service_with_limits(
         &server.configuration,
         holder,
         identity,
+        limits,
         &config.proxy_listen.to_string(),
     );
     server.add_service(service);

@@ -23,6 +23,12 @@
 //!   `reported`, `enforced`, `unchecked`).
 //! - `gatehouse_validation_unchecked_schemas`: gauge, schemas of the served snapshot that
 //!   did not compile and are left unchecked.
+//! - `gatehouse_ratelimit_decisions_total{backend,result}`: counter; backend `local`,
+//!   `redis` or `fallback` (local limits standing in for Redis), result `allowed`,
+//!   `rate_exceeded`, `quota_exceeded` or `unavailable` (fail-closed while degraded).
+//! - `gatehouse_ratelimit_redis_errors_total`: counter; `gatehouse_ratelimit_redis_degraded`
+//!   (1 while Redis is unreachable) and `gatehouse_ratelimit_live_nodes`: gauges (cluster
+//!   mode); `gatehouse_ratelimit_local_keys`: gauge.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -257,6 +263,111 @@ impl RouteSeries {
     }
 }
 
+/// Rate-limit counters and gauges.
+#[derive(Debug, Default)]
+pub struct LimitMetrics {
+    /// `[backend][allowed, rate_exceeded, quota_exceeded]`.
+    decisions: [[AtomicU64; 3]; 3],
+    unavailable: AtomicU64,
+    redis_errors: AtomicU64,
+    /// -1: not in cluster mode.
+    degraded: AtomicI64,
+    live_nodes: AtomicI64,
+    local_keys: AtomicI64,
+}
+
+impl LimitMetrics {
+    fn new() -> Self {
+        LimitMetrics {
+            degraded: AtomicI64::new(-1),
+            ..LimitMetrics::default()
+        }
+    }
+
+    pub fn decided(
+        &self,
+        backend: crate::limits::Backend,
+        exceeded: Option<gatehouse_policies::ratelimit::Exceeded>,
+    ) {
+        use gatehouse_policies::ratelimit::Exceeded;
+        let result = match exceeded {
+            None => 0,
+            Some(Exceeded::Rate) => 1,
+            Some(Exceeded::Quota) => 2,
+        };
+        self.decisions[backend as usize][result].fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn unavailable(&self) {
+        self.unavailable.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn redis_error(&self) {
+        self.redis_errors.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn set_cluster(&self, degraded: bool, live_nodes: u32) {
+        self.degraded.store(i64::from(degraded), Ordering::Relaxed);
+        self.live_nodes
+            .store(i64::from(live_nodes), Ordering::Relaxed);
+    }
+
+    pub fn set_local_keys(&self, keys: usize) {
+        self.local_keys
+            .store(i64::try_from(keys).unwrap_or(i64::MAX), Ordering::Relaxed);
+    }
+
+    fn render(&self, out: &mut String) {
+        use crate::limits::Backend;
+        out.push_str("# HELP gatehouse_ratelimit_decisions_total Rate-limit decisions by backend and result.\n");
+        out.push_str("# TYPE gatehouse_ratelimit_decisions_total counter\n");
+        for backend in Backend::ALL {
+            for (i, result) in ["allowed", "rate_exceeded", "quota_exceeded"]
+                .iter()
+                .enumerate()
+            {
+                let n = self.decisions[backend as usize][i].load(Ordering::Relaxed);
+                if n > 0 {
+                    let _ = writeln!(
+                        out,
+                        "gatehouse_ratelimit_decisions_total{{backend=\"{}\",result=\"{result}\"}} {n}",
+                        backend.as_str()
+                    );
+                }
+            }
+        }
+        let _ = writeln!(
+            out,
+            "gatehouse_ratelimit_decisions_total{{backend=\"fallback\",result=\"unavailable\"}} {}",
+            self.unavailable.load(Ordering::Relaxed)
+        );
+        let _ = write!(
+            out,
+            "# HELP gatehouse_ratelimit_redis_errors_total Failed Redis rate-limit calls.\n\
+             # TYPE gatehouse_ratelimit_redis_errors_total counter\n\
+             gatehouse_ratelimit_redis_errors_total {}\n\
+             # HELP gatehouse_ratelimit_local_keys Rate keys held by the local limiter.\n\
+             # TYPE gatehouse_ratelimit_local_keys gauge\n\
+             gatehouse_ratelimit_local_keys {}\n",
+            self.redis_errors.load(Ordering::Relaxed),
+            self.local_keys.load(Ordering::Relaxed),
+        );
+        let degraded = self.degraded.load(Ordering::Relaxed);
+        if degraded >= 0 {
+            let _ = write!(
+                out,
+                "# HELP gatehouse_ratelimit_redis_degraded 1 while Redis is unreachable and local limits stand in.\n\
+                 # TYPE gatehouse_ratelimit_redis_degraded gauge\n\
+                 gatehouse_ratelimit_redis_degraded {degraded}\n\
+                 # HELP gatehouse_ratelimit_live_nodes Gateway nodes seen alive by the Redis heartbeat.\n\
+                 # TYPE gatehouse_ratelimit_live_nodes gauge\n\
+                 gatehouse_ratelimit_live_nodes {}\n",
+                self.live_nodes.load(Ordering::Relaxed)
+            );
+        }
+    }
+}
+
 /// Series by API slug, then by major (few per API: a linear scan beats a second hash).
 type RouteTable = HashMap<String, Vec<(u64, Arc<RouteSeries>)>>;
 
@@ -271,6 +382,8 @@ pub struct Metrics {
     snapshot_built_at_ms: AtomicI64,
     snapshot_failures: AtomicU64,
     unchecked_schemas: AtomicU64,
+    /// Rate limits.
+    pub limits: LimitMetrics,
 }
 
 impl Default for Metrics {
@@ -290,6 +403,7 @@ impl Metrics {
             snapshot_built_at_ms: AtomicI64::new(0),
             snapshot_failures: AtomicU64::new(0),
             unchecked_schemas: AtomicU64::new(0),
+            limits: LimitMetrics::new(),
         }
     }
 
@@ -459,6 +573,7 @@ impl Metrics {
             self.snapshot_failures.load(Ordering::Relaxed),
             self.unchecked_schemas.load(Ordering::Relaxed),
         );
+        self.limits.render(&mut out);
         out
     }
 }

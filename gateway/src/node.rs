@@ -4,6 +4,8 @@
 
 use crate::config::NodeRole;
 use crate::holder::SnapshotHolder;
+use crate::limits::RateLimits;
+use crate::limits::redis::Cluster;
 use crate::metrics::Metrics;
 use gatehouse_registry::admin::NodeStatus;
 use serde_json::{Value, json};
@@ -15,14 +17,32 @@ use time::format_description::well_known::Rfc3339;
 pub struct Node {
     role: NodeRole,
     holder: Arc<SnapshotHolder>,
+    limits: Arc<RateLimits>,
 }
 
 impl Node {
+    /// A node with local rate limits.
     pub fn new(role: NodeRole) -> Self {
+        Self::with_cluster(role, None)
+    }
+
+    /// A node whose rate limits are shared through Redis when `cluster` is given.
+    pub fn with_cluster(role: NodeRole, cluster: Option<Arc<Cluster>>) -> Self {
+        let metrics = Arc::new(Metrics::new());
+        let limits = match cluster {
+            Some(c) => RateLimits::clustered(metrics.clone(), c),
+            None => RateLimits::local(metrics.clone()),
+        };
         Node {
             role,
-            holder: Arc::new(SnapshotHolder::new(Arc::new(Metrics::new()))),
+            holder: Arc::new(SnapshotHolder::new(metrics)),
+            limits: Arc::new(limits),
         }
+    }
+
+    /// The node's rate limiting.
+    pub fn limits(&self) -> &Arc<RateLimits> {
+        &self.limits
     }
 
     pub fn role(&self) -> NodeRole {
@@ -56,7 +76,8 @@ impl NodeStatus for Node {
                     "build_failures": st.build_failures,
                     "last_error": st.last_error,
                     "last_error_at": st.last_error_at.map(fmt),
-                }
+                },
+                "rate_limits": self.limits.readiness(),
             }),
         )
     }

@@ -7,6 +7,7 @@
 
 use anyhow::Context;
 use gatehouse_gateway::config::ServeConfig;
+use gatehouse_gateway::limits::redis::Cluster;
 use gatehouse_gateway::node::Node;
 use gatehouse_registry::admin::{self, AdminState};
 use gatehouse_registry::model::Actor;
@@ -32,8 +33,20 @@ pub fn run(config: ServeConfig) -> anyhow::Result<()> {
     let registry = Registry::new(store.clone()).with_ruleset(config.lint_ruleset.clone());
     rt.block_on(prepare(&registry, &config))?;
 
-    let node = Arc::new(Node::new(config.role));
+    let cluster = match &config.redis_url {
+        Some(url) => Some(Arc::new(
+            Cluster::new(url, node_id(&config)).context("invalid --redis-url")?,
+        )),
+        None => None,
+    };
+    let node = Arc::new(Node::with_cluster(config.role, cluster));
     let (stop_tx, stop_rx) = watch::channel(false);
+    let limits_task = if config.role.runs_proxy() {
+        rt.block_on(node.limits().start(store.as_ref()));
+        Some(rt.spawn(node.limits().clone().run(store.clone(), stop_rx.clone())))
+    } else {
+        None
+    };
 
     let admin_task = if config.role.runs_admin() {
         let listener = rt
@@ -75,8 +88,24 @@ pub fn run(config: ServeConfig) -> anyhow::Result<()> {
             tokio::time::timeout(std::time::Duration::from_secs(10), task).await
         });
     }
+    // The last quota checkpoint (local mode), or leaving the live-node set (cluster mode).
+    if let Some(task) = limits_task {
+        let _ = rt.block_on(async {
+            tokio::time::timeout(std::time::Duration::from_secs(5), task).await
+        });
+    }
     rt.shutdown_timeout(std::time::Duration::from_secs(5));
     Ok(())
+}
+
+/// This node's id in the Redis live-node set: unique per process, readable in `ZRANGE`.
+fn node_id(config: &ServeConfig) -> String {
+    format!(
+        "{}-{}-{}",
+        config.proxy_listen,
+        std::process::id(),
+        uuid::Uuid::new_v4().simple()
+    )
 }
 
 /// Bootstrap token and seeding, before anything listens.

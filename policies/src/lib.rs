@@ -13,6 +13,7 @@
 //! - [`routing`]: request-path normalisation and the choice of API and major.
 //! - [`lifecycle`]: `Deprecation`/`Sunset`/`Link` headers and the 410 decision.
 //! - [`validate`]: request and response validation against an operation, compiled once.
+//! - [`ratelimit`]: GCRA rates, calendar quotas, the RateLimit headers, the local limiter.
 
 pub mod diff;
 pub mod document;
@@ -21,5 +22,6 @@ pub mod lifecycle;
 pub mod lint;
 pub mod openapi;
 pub mod problem;
+pub mod ratelimit;
 pub mod routing;
 pub mod validate;

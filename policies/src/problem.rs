@@ -41,6 +41,8 @@ pub enum ProblemKind {
     UpstreamTimeout,
     ResponseValidationFailed,
     StoreUnavailable,
+    /// Cluster-wide limits are unreachable and the plan says to refuse (fail-closed).
+    RateLimitUnavailable,
 }
 
 impl ProblemKind {
@@ -75,6 +77,7 @@ impl ProblemKind {
             ProblemKind::UpstreamTimeout => "upstream-timeout",
             ProblemKind::ResponseValidationFailed => "response-validation-failed",
             ProblemKind::StoreUnavailable => "store-unavailable",
+            ProblemKind::RateLimitUnavailable => "rate-limit-unavailable",
         }
     }
 
@@ -103,7 +106,9 @@ impl ProblemKind {
             ProblemKind::RateLimited | ProblemKind::QuotaExhausted => 429,
             ProblemKind::Internal => 500,
             ProblemKind::UpstreamError | ProblemKind::ResponseValidationFailed => 502,
-            ProblemKind::UpstreamUnavailable | ProblemKind::StoreUnavailable => 503,
+            ProblemKind::UpstreamUnavailable
+            | ProblemKind::StoreUnavailable
+            | ProblemKind::RateLimitUnavailable => 503,
             ProblemKind::UpstreamTimeout => 504,
         }
     }
@@ -141,6 +146,7 @@ impl ProblemKind {
                 "Upstream response does not match the contract"
             }
             ProblemKind::StoreUnavailable => "Registry store unavailable",
+            ProblemKind::RateLimitUnavailable => "Rate limits unavailable",
         }
     }
 }
@@ -281,6 +287,7 @@ mod tests {
             ProblemKind::UpstreamTimeout,
             ProblemKind::ResponseValidationFailed,
             ProblemKind::StoreUnavailable,
+            ProblemKind::RateLimitUnavailable,
         ];
         let slugs: HashSet<_> = kinds.iter().map(|k| k.slug()).collect();
         assert_eq!(slugs.len(), kinds.len());

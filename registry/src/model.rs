@@ -353,6 +353,36 @@ pub struct Quota {
     pub period: QuotaPeriod,
 }
 
+/// A stricter (or looser) rate for one operation of the APIs a plan covers, e.g. order
+/// submission under a plan whose inquiry rate is high. The operation gets its own bucket.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateOverride {
+    /// The OpenAPI `operationId`.
+    pub operation_id: String,
+    pub rate: Rate,
+}
+
+/// What the gateway does when cluster-wide limits (Redis) cannot be reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RedisFailure {
+    /// Keep serving under a local limit of the rate ÷ live nodes.
+    #[default]
+    Open,
+    /// Refuse with 503 until Redis answers again.
+    Closed,
+}
+
+impl RedisFailure {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RedisFailure::Open => "open",
+            RedisFailure::Closed => "closed",
+        }
+    }
+}
+
 /// A rate-limit plan.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -361,6 +391,11 @@ pub struct Plan {
     pub rate: Rate,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quota: Option<Quota>,
+    /// Per-operation rates; an operation not listed shares the plan's rate.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub overrides: Vec<RateOverride>,
+    #[serde(default)]
+    pub on_redis_failure: RedisFailure,
 }
 
 /// What a consumer may call: an API (some or all majors) under a plan, with granted scopes.
@@ -551,4 +586,16 @@ pub struct Contents {
     pub subscriptions: Vec<Subscription>,
     /// Trusted JWT issuers, with their inline keys.
     pub issuers: Vec<Issuer>,
+}
+
+/// A quota counter of the local limiter, checkpointed so that quotas survive a restart.
+/// Not a registry change: saving one appends no change-log entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuotaUsage {
+    pub consumer: String,
+    pub api: String,
+    /// The period being counted, `[start, end)`, Unix milliseconds.
+    pub period_start_ms: i64,
+    pub period_end_ms: i64,
+    pub used: u64,
 }

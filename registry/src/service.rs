@@ -1875,6 +1875,40 @@ fn check_plan(plan: &Plan) -> Result<()> {
             message: "must be at least 1".into(),
         });
     }
+    check_rate("rate", &plan.rate)?;
+    let mut seen = std::collections::HashSet::new();
+    for (i, o) in plan.overrides.iter().enumerate() {
+        let id = &o.operation_id;
+        if id.is_empty() || id.len() > 200 || !id.chars().all(|c| c.is_ascii_graphic()) {
+            return Err(RegistryError::Invalid {
+                field: format!("overrides/{i}/operation_id"),
+                message: "must be an operationId: 1-200 visible ASCII characters".into(),
+            });
+        }
+        if !seen.insert(id.as_str()) {
+            return Err(RegistryError::Invalid {
+                field: format!("overrides/{i}/operation_id"),
+                message: format!("`{id}` is overridden twice"),
+            });
+        }
+        check_rate(&format!("overrides/{i}/rate"), &o.rate)?;
+    }
+    Ok(())
+}
+
+fn check_rate(field: &str, rate: &Rate) -> Result<()> {
+    if rate.requests == 0 || rate.per_seconds == 0 {
+        return Err(RegistryError::Invalid {
+            field: field.to_owned(),
+            message: "requests and per_seconds must be at least 1".into(),
+        });
+    }
+    if rate.burst == Some(0) {
+        return Err(RegistryError::Invalid {
+            field: format!("{field}/burst"),
+            message: "must be at least 1 when set".into(),
+        });
+    }
     Ok(())
 }
 

@@ -25,12 +25,14 @@
 
 use crate::credentials::{Credentials, CredentialsError};
 use crate::model::{
-    Api, Contents, LifecycleState, ResponseValidation, Upstream, ValidationSettings, Version,
+    Api, Contents, LifecycleState, Plan, QuotaPeriod, RedisFailure, ResponseValidation, Upstream,
+    ValidationSettings, Version,
 };
 use bytes::Bytes;
 use gatehouse_policies::identity::SecurityPolicy;
 use gatehouse_policies::lifecycle::{Lifecycle, Stage, Window};
 use gatehouse_policies::openapi::{self, Document, Method, Operation, ResponseStatus, SpecError};
+use gatehouse_policies::ratelimit::{self, OnFailure, PlanLimits, RateError, RatePolicy};
 use gatehouse_policies::routing::VersionPolicy;
 use gatehouse_policies::validate::{
     CompileError, CompileOptions, CompiledOperation, OperationKey, compile_document,
@@ -78,6 +80,12 @@ pub enum SnapshotError {
     OrphanVersion { api: String, version: String },
     #[error(transparent)]
     Credentials(#[from] CredentialsError),
+    #[error("plan {plan}: {source}")]
+    Plan {
+        plan: String,
+        #[source]
+        source: RateError,
+    },
 }
 
 /// Why an upstream target URL is not usable.
@@ -106,7 +114,10 @@ pub struct Snapshot {
     pub target_urls: Vec<String>,
     /// API keys, trusted issuers and subscriptions.
     pub credentials: Credentials,
-    // ROOM(limits): plans and subscriptions compiled per (consumer, API).
+    /// Compiled plans by name.
+    plans: HashMap<String, Arc<PlanLimits>>,
+    /// The plan of each subscription: consumer → API → plan.
+    limits: HashMap<String, HashMap<String, Arc<PlanLimits>>>,
 }
 
 /// One capability API and its routable majors.
@@ -449,7 +460,19 @@ impl Snapshot {
             apis: HashMap::new(),
             target_urls: Vec::new(),
             credentials: Credentials::default(),
+            plans: HashMap::new(),
+            limits: HashMap::new(),
         }
+    }
+
+    /// The compiled plan with this name.
+    pub fn plan(&self, name: &str) -> Option<&Arc<PlanLimits>> {
+        self.plans.get(name)
+    }
+
+    /// The plan limiting `consumer` on `api` (its subscription's plan), if subscribed.
+    pub fn limits_for(&self, consumer: &str, api: &str) -> Option<&Arc<PlanLimits>> {
+        self.limits.get(consumer)?.get(api)
     }
 
     /// The API with this slug.
@@ -551,14 +574,79 @@ impl Snapshot {
             }
         }
 
+        let plans: HashMap<String, Arc<PlanLimits>> = contents
+            .plans
+            .iter()
+            .map(|p| Ok((p.name.clone(), Arc::new(compile_plan(p)?))))
+            .collect::<Result<_, SnapshotError>>()?;
+        let mut limits: HashMap<String, HashMap<String, Arc<PlanLimits>>> = HashMap::new();
+        for sub in &contents.subscriptions {
+            // The store refuses a subscription to a missing plan; a dangling one is unlimited
+            // rather than a failed build.
+            if let Some(p) = plans.get(&sub.plan) {
+                limits
+                    .entry(sub.consumer.clone())
+                    .or_default()
+                    .insert(sub.api.clone(), p.clone());
+            }
+        }
+
         Ok(Snapshot {
             generation: contents.generation,
             built_at: now,
             apis,
             target_urls: targets.urls,
             credentials: Credentials::compile(contents)?,
+            plans,
+            limits,
         })
     }
+}
+
+/// A plan for the hot path: GCRA parameters, policy names and header items computed once.
+pub fn compile_plan(p: &Plan) -> Result<PlanLimits, SnapshotError> {
+    let err = |source| SnapshotError::Plan {
+        plan: p.name.clone(),
+        source,
+    };
+    let rate = RatePolicy::new(
+        p.name.clone(),
+        p.rate.requests,
+        p.rate.per_seconds,
+        p.rate.burst,
+    )
+    .map_err(err)?;
+    let overrides = p
+        .overrides
+        .iter()
+        .map(|o| {
+            RatePolicy::new(
+                format!("{}/{}", p.name, o.operation_id),
+                o.rate.requests,
+                o.rate.per_seconds,
+                o.rate.burst,
+            )
+            .map(|r| (o.operation_id.clone(), r))
+            .map_err(err)
+        })
+        .collect::<Result<_, _>>()?;
+    Ok(PlanLimits {
+        name: p.name.clone(),
+        rate,
+        quota: p.quota.map(|q| ratelimit::Quota {
+            limit: q.requests,
+            period: match q.period {
+                QuotaPeriod::Day => ratelimit::Period::Day,
+                QuotaPeriod::Month => ratelimit::Period::Month,
+            },
+        }),
+        quota_name: format!("{}/quota", p.name),
+        overrides,
+        on_failure: match p.on_redis_failure {
+            RedisFailure::Open => OnFailure::Open,
+            RedisFailure::Closed => OnFailure::Closed,
+        },
+    })
 }
 
 #[derive(Default)]
@@ -1252,6 +1340,58 @@ mod tests {
         let create = m.paths[0].operations[1].validator.as_ref().unwrap();
         assert!(!create.accepts_content_type("text/plain"));
         assert!(create.accepts_content_type("application/json"));
+    }
+
+    #[test]
+    fn plans_compile_per_subscription_with_overrides() {
+        use crate::model::{Quota, Rate, RateOverride, Subscription};
+        let mut c = contents();
+        c.plans = vec![Plan {
+            name: "partner".into(),
+            rate: Rate {
+                requests: 20,
+                per_seconds: 1,
+                burst: Some(10),
+            },
+            quota: Some(Quota {
+                requests: 1000,
+                period: QuotaPeriod::Day,
+            }),
+            overrides: vec![RateOverride {
+                operation_id: "createOrder".into(),
+                rate: Rate {
+                    requests: 2,
+                    per_seconds: 1,
+                    burst: None,
+                },
+            }],
+            on_redis_failure: RedisFailure::Closed,
+        }];
+        c.subscriptions = vec![Subscription {
+            consumer: "edi".into(),
+            api: "orders".into(),
+            majors: vec![],
+            plan: "partner".into(),
+            scopes: vec![],
+        }];
+        let s = Snapshot::compile(&c, NOW).unwrap();
+        let p = s.limits_for("edi", "orders").unwrap();
+        assert!(Arc::ptr_eq(p, s.plan("partner").unwrap()));
+        assert!(s.limits_for("edi", "inventory").is_none());
+        assert!(s.limits_for("b2b", "orders").is_none());
+        assert_eq!(p.on_failure, OnFailure::Closed);
+        assert_eq!(p.rate.policy_item, r#""partner";q=20;w=1"#);
+        let (r, own) = p.rate_for(Some("createOrder"));
+        assert_eq!(
+            (r.name.as_str(), own, r.gcra.burst()),
+            ("partner/createOrder", true, 2)
+        );
+        assert_eq!(p.quota_name, "partner/quota");
+        c.plans[0].overrides[0].rate.requests = 0;
+        assert!(matches!(
+            Snapshot::compile(&c, NOW),
+            Err(SnapshotError::Plan { ref plan, .. }) if plan == "partner"
+        ));
     }
 
     #[test]

@@ -2358,12 +2358,12 @@ admin_test!(
 );
 
 admin_test!(plans_are_created_read_and_listed, |t: App| async move {
-    let plan = json!({"name": "partner", "rate": {"requests": 20, "per_seconds": 1, "burst": 10},
+    let mut plan = json!({"name": "partner", "rate": {"requests": 20, "per_seconds": 1, "burst": 10},
                           "quota": {"requests": 100000, "period": "month"}});
-    assert_eq!(
-        t.post("/plans").json(plan.clone()).send().await.ok(201),
-        plan
-    );
+    let created = t.post("/plans").json(plan.clone()).send().await.ok(201);
+    // The Redis failure mode is always shown; it defaults to fail-open.
+    plan["on_redis_failure"] = json!("open");
+    assert_eq!(created, plan);
     assert_eq!(t.get("/plans/partner").send().await.ok(200), plan);
     assert_eq!(t.get("/plans").send().await.ok(200)["items"], json!([plan]));
 });
@@ -2762,5 +2762,69 @@ admin_test!(
             "{p}"
         );
         assert_eq!(t.log_len().await, 1, "only the bootstrap token");
+    }
+);
+
+// -- rate-limit plans --------------------------------------------------------------------
+
+admin_test!(
+    plans_carry_per_operation_overrides_and_a_redis_failure_mode,
+    |t: App| async move {
+        let plan = json!({
+            "name": "partner",
+            "rate": {"requests": 20, "per_seconds": 1, "burst": 10},
+            "quota": {"requests": 100000, "period": "month"},
+            "overrides": [{"operation_id": "submitOrder", "rate": {"requests": 2, "per_seconds": 1}}],
+            "on_redis_failure": "closed"
+        });
+        assert_eq!(
+            t.post("/plans").json(plan.clone()).send().await.ok(201),
+            plan
+        );
+        assert_eq!(t.get("/plans/partner").send().await.ok(200), plan);
+        // Defaults: no overrides (omitted), fail-open.
+        let basic = t
+            .post("/plans")
+            .json(json!({"name": "basic", "rate": {"requests": 10, "per_seconds": 1}}))
+            .send()
+            .await
+            .ok(201);
+        assert_eq!(basic["on_redis_failure"], "open");
+        assert!(basic.get("overrides").is_none(), "{basic}");
+        let before = t.log_len().await;
+        for (body, field) in [
+            (
+                json!({"name": "twice", "rate": {"requests": 1, "per_seconds": 1}, "overrides": [
+                    {"operation_id": "a", "rate": {"requests": 1, "per_seconds": 1}},
+                    {"operation_id": "a", "rate": {"requests": 2, "per_seconds": 1}}]}),
+                "overrides/1/operation_id",
+            ),
+            (
+                json!({"name": "zero", "rate": {"requests": 1, "per_seconds": 1}, "overrides": [
+                    {"operation_id": "a", "rate": {"requests": 0, "per_seconds": 1}}]}),
+                "overrides/0/rate",
+            ),
+            (
+                json!({"name": "noburst", "rate": {"requests": 1, "per_seconds": 1, "burst": 0}}),
+                "rate/burst",
+            ),
+            (
+                json!({"name": "blank", "rate": {"requests": 1, "per_seconds": 1}, "overrides": [
+                    {"operation_id": "", "rate": {"requests": 1, "per_seconds": 1}}]}),
+                "overrides/0/operation_id",
+            ),
+        ] {
+            let p = t.post("/plans").json(body).send().await.problem(422);
+            assert!(p.to_string().contains(field), "{field}: {p}");
+        }
+        // A mode that does not exist, or an unknown member, is refused before any check.
+        for body in [
+            json!({"name": "odd", "rate": {"requests": 1, "per_seconds": 1}, "on_redis_failure": "maybe"}),
+            json!({"name": "odd", "rate": {"requests": 1, "per_seconds": 1}, "overrides": [
+                {"operation": "a", "rate": {"requests": 1, "per_seconds": 1}}]}),
+        ] {
+            t.post("/plans").json(body).send().await.problem(400);
+        }
+        assert_eq!(t.log_len().await, before);
     }
 );

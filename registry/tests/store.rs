@@ -177,6 +177,15 @@ fn plan(name: &str) -> Plan {
             requests: 1_000_000,
             period: QuotaPeriod::Month,
         }),
+        overrides: vec![RateOverride {
+            operation_id: "submitOrder".into(),
+            rate: Rate {
+                requests: 5,
+                per_seconds: 1,
+                burst: None,
+            },
+        }],
+        on_redis_failure: RedisFailure::Open,
     }
 }
 
@@ -763,6 +772,8 @@ store_test!(plans_create_get_list_update, |t: Ctx| async move {
     let mut bronze = plan("bronze");
     bronze.rate.burst = None;
     bronze.quota = None;
+    bronze.overrides.clear();
+    bronze.on_redis_failure = RedisFailure::Closed;
     s.create_plan(&bronze, &m()).await.unwrap();
     assert_eq!(s.get_plan("gold").await.unwrap(), Some(plan("gold")));
     assert_eq!(s.get_plan("bronze").await.unwrap(), Some(bronze.clone()));
@@ -779,10 +790,75 @@ store_test!(plans_create_get_list_update, |t: Ctx| async move {
         requests: 5_000,
         period: QuotaPeriod::Day,
     });
+    gold.overrides.push(RateOverride {
+        operation_id: "getOrder".into(),
+        rate: Rate {
+            requests: 50,
+            per_seconds: 1,
+            burst: Some(10),
+        },
+    });
+    gold.on_redis_failure = RedisFailure::Closed;
     s.update_plan(&gold, &m()).await.unwrap();
     assert_eq!(s.list_plans().await.unwrap(), [bronze, gold]);
     assert_not_found(s.update_plan(&plan("tin"), &m()).await, "plan", "tin");
 });
+
+store_test!(
+    quota_usage_checkpoints_survive_and_expire,
+    |t: Ctx| async move {
+        let s = &*t.store;
+        let head = s.head_seq().await.unwrap();
+        // Periods in the fixtures' time (`at`): [start, start + 1 s).
+        let usage = |consumer: &str, start: i64, used: u64| QuotaUsage {
+            consumer: consumer.into(),
+            api: "orders".into(),
+            period_start_ms: unix_ms(at(start)),
+            period_end_ms: unix_ms(at(start + 1_000)),
+            used,
+        };
+        s.save_quota_usage(&[usage("edi", 1_000, 7), usage("b2b", 1_000, 3)], at(1_500))
+            .await
+            .unwrap();
+        assert_eq!(
+            s.head_seq().await.unwrap(),
+            head,
+            "a checkpoint is not a change"
+        );
+        assert_eq!(
+            s.load_quota_usage(at(1_500)).await.unwrap(),
+            [usage("b2b", 1_000, 3), usage("edi", 1_000, 7)]
+        );
+        // Within a period the count never goes back; a newer period replaces it.
+        s.save_quota_usage(&[usage("edi", 1_000, 5)], at(1_500))
+            .await
+            .unwrap();
+        s.save_quota_usage(&[usage("b2b", 2_000, 1)], at(1_500))
+            .await
+            .unwrap();
+        assert_eq!(
+            s.load_quota_usage(at(1_500)).await.unwrap(),
+            [usage("b2b", 2_000, 1), usage("edi", 1_000, 7)]
+        );
+        // An older period never replaces a newer one.
+        s.save_quota_usage(&[usage("b2b", 1_000, 9)], at(1_500))
+            .await
+            .unwrap();
+        assert_eq!(s.load_quota_usage(at(1_500)).await.unwrap()[0].used, 1);
+        // Ended periods are neither loaded nor kept.
+        assert_eq!(
+            s.load_quota_usage(at(2_000)).await.unwrap(),
+            [usage("b2b", 2_000, 1)]
+        );
+        s.save_quota_usage(&[], at(2_500)).await.unwrap();
+        assert_eq!(
+            s.load_quota_usage(at(0)).await.unwrap(),
+            [usage("b2b", 2_000, 1)]
+        );
+        s.save_quota_usage(&[], at(3_000)).await.unwrap();
+        assert!(s.load_quota_usage(at(0)).await.unwrap().is_empty());
+    }
+);
 
 store_test!(subscriptions_put_replace_delete, |t: Ctx| async move {
     let s = &*t.store;

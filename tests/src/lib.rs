@@ -274,6 +274,17 @@ pub fn echo_ruleset(dir: &std::path::Path) -> std::path::PathBuf {
     path
 }
 
+/// [`echo_spec`] with every operation behind an API key (`X-API-Key`), so the gateway
+/// identifies the consumer (and limits it under its subscription's plan).
+pub fn secured_echo_spec(version: &str) -> Value {
+    let mut spec = echo_spec(version);
+    spec["components"] = json!({"securitySchemes": {
+        "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"}
+    }});
+    spec["security"] = json!([{"apiKey": []}]);
+    spec
+}
+
 /// Builders of registry records for in-process gateways.
 pub mod records {
     use super::*;
@@ -567,6 +578,8 @@ pub struct ServeOptions {
     pub role: &'static str,
     /// Extra environment for the process (e.g. `GATEHOUSE_JWKS_MIN_REFRESH_SECONDS`).
     pub env: Vec<(&'static str, String)>,
+    /// `--redis-url`: cluster-wide rate limits.
+    pub redis_url: Option<String>,
 }
 
 impl Default for ServeOptions {
@@ -576,6 +589,7 @@ impl Default for ServeOptions {
             database_url: None,
             role: "all",
             env: Vec::new(),
+            redis_url: None,
         }
     }
 }
@@ -588,6 +602,7 @@ pub struct GatehouseProcess {
     pub admin: SocketAddr,
     /// An admin token (`GATEHOUSE_BOOTSTRAP_TOKEN`).
     pub token: String,
+    opts: ServeOptions,
     child: std::process::Child,
     dir: tempfile::TempDir,
 }
@@ -601,11 +616,46 @@ impl GatehouseProcess {
         let dir = tempfile::tempdir().expect("temp dir");
         let proxy: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
         let admin: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
-        let log = std::fs::File::create(dir.path().join("gatehouse.log")).expect("log file");
+        // Before the node starts, so its first snapshot (built before it listens) has it.
+        let database_url = opts
+            .database_url
+            .clone()
+            .unwrap_or_else(|| format!("sqlite://{}", dir.path().join("gatehouse.db").display()));
+        let consumer = if opts.seed {
+            "b2b-portal"
+        } else {
+            TEST_CONSUMER
+        };
+        plant_test_key(&database_url, consumer).await;
+        let child = Self::spawn(&opts, dir.path(), proxy, admin, token);
+        let mut p = GatehouseProcess {
+            proxy,
+            admin,
+            token: token.to_owned(),
+            opts,
+            child,
+            dir,
+        };
+        p.wait_started().await;
+        p
+    }
+
+    fn spawn(
+        opts: &ServeOptions,
+        dir: &std::path::Path,
+        proxy: SocketAddr,
+        admin: SocketAddr,
+        token: &str,
+    ) -> std::process::Child {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("gatehouse.log"))
+            .expect("log file");
         let mut cmd = std::process::Command::new(gatehouse_bin());
         cmd.arg("serve")
             .arg("--data-dir")
-            .arg(dir.path())
+            .arg(dir)
             .arg("--proxy-listen")
             .arg(proxy.to_string())
             .arg("--admin-listen")
@@ -615,7 +665,7 @@ impl GatehouseProcess {
             .arg("--seed-catalog")
             .arg(workspace_root().join("specs/catalog.yaml"))
             .arg("--lint-ruleset")
-            .arg(echo_ruleset(dir.path()))
+            .arg(echo_ruleset(dir))
             .env("GATEHOUSE_BOOTSTRAP_TOKEN", token)
             .env("RUST_LOG", "info")
             .stdout(log.try_clone().expect("log"))
@@ -629,50 +679,66 @@ impl GatehouseProcess {
         if let Some(url) = &opts.database_url {
             cmd.arg("--database-url").arg(url);
         }
-        // Before the node starts, so its first snapshot (built before it listens) has it.
-        let database_url = opts
-            .database_url
-            .clone()
-            .unwrap_or_else(|| format!("sqlite://{}", dir.path().join("gatehouse.db").display()));
-        let consumer = if opts.seed {
-            "b2b-portal"
-        } else {
-            TEST_CONSUMER
-        };
-        plant_test_key(&database_url, consumer).await;
-        let child = cmd.spawn().expect("start gatehouse serve");
-        let p = GatehouseProcess {
-            proxy,
-            admin,
-            token: token.to_owned(),
-            child,
-            dir,
-        };
-        let mut p = p;
+        if let Some(url) = &opts.redis_url {
+            cmd.arg("--redis-url").arg(url);
+        }
+        cmd.spawn().expect("start gatehouse serve")
+    }
+
+    async fn wait_started(&mut self) {
         let end = Instant::now() + Duration::from_secs(60);
-        let (mut admin_up, mut proxy_up) = (opts.role == "gateway", opts.role == "admin");
+        let role = self.opts.role;
+        let (mut admin_up, mut proxy_up) = (role == "gateway", role == "admin");
         while !(admin_up && proxy_up) && Instant::now() < end {
-            if let Ok(Some(status)) = p.child.try_wait() {
-                panic!("gatehouse serve exited ({status}):\n{}", p.logs());
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("gatehouse serve exited ({status}):\n{}", self.logs());
             }
             if !admin_up {
                 admin_up = client()
-                    .get(p.admin_url("/readyz"))
+                    .get(self.admin_url("/readyz"))
                     .send()
                     .await
                     .is_ok_and(|r| r.status().is_success());
             }
             if !proxy_up {
-                proxy_up = tokio::net::TcpStream::connect(proxy).await.is_ok();
+                proxy_up = tokio::net::TcpStream::connect(self.proxy).await.is_ok();
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         assert!(
             admin_up && proxy_up,
             "gatehouse serve did not start:\n{}",
-            p.logs()
+            self.logs()
         );
-        p
+    }
+
+    /// Stops the process (SIGINT: a graceful stop, so it finishes its last writes) and
+    /// starts it again on the same ports and data dir: a node restart.
+    pub async fn restart(&mut self) {
+        self.stop();
+        self.child = Self::spawn(
+            &self.opts,
+            self.dir.path(),
+            self.proxy,
+            self.admin,
+            &self.token,
+        );
+        self.wait_started().await;
+    }
+
+    fn stop(&mut self) {
+        let _ = std::process::Command::new("kill")
+            .args(["-INT", &self.child.id().to_string()])
+            .status();
+        let end = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < end {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -700,18 +766,7 @@ impl GatehouseProcess {
 
 impl Drop for GatehouseProcess {
     fn drop(&mut self) {
-        let _ = std::process::Command::new("kill")
-            .args(["-INT", &self.child.id().to_string()])
-            .status();
-        let end = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < end {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.stop();
     }
 }
 
@@ -811,6 +866,18 @@ impl Admin {
     /// Registers team (if needed), API `slug` and publishes `version` of the echo spec,
     /// served by `targets`. Panics with the admin API's answer when a step fails.
     pub async fn register_echo(&self, slug: &str, version: &str, targets: &[(&str, u32)]) {
+        self.register_spec(slug, version, &echo_spec(version), targets)
+            .await;
+    }
+
+    /// Like [`Admin::register_echo`] with a spec of the caller's.
+    pub async fn register_spec(
+        &self,
+        slug: &str,
+        version: &str,
+        spec: &Value,
+        targets: &[(&str, u32)],
+    ) {
         let (s, b) = self
             .post(
                 "/teams",
@@ -825,9 +892,7 @@ impl Admin {
             )
             .await;
         assert!(s == 201 || s == 409, "api: {s} {b}");
-        let (s, b) = self
-            .post(&format!("/apis/{slug}/versions"), &echo_spec(version))
-            .await;
+        let (s, b) = self.post(&format!("/apis/{slug}/versions"), spec).await;
         assert_eq!(s, 201, "version: {b}");
         let (s, b) = self
             .post(
@@ -856,6 +921,24 @@ impl Admin {
             )
             .await;
         assert_eq!(s, 201, "subscription: {b}");
+    }
+
+    /// Creates a consumer subscribed to `api` under `plan` and returns a new API key of it.
+    pub async fn consumer_with_key(&self, name: &str, api: &str, plan: &str) -> String {
+        let (s, b) = self.post("/consumers", &json!({"name": name})).await;
+        assert!(s == 201 || s == 409, "consumer: {s} {b}");
+        let (s, b) = self
+            .post(
+                &format!("/consumers/{name}/subscriptions"),
+                &json!({"api": api, "plan": plan}),
+            )
+            .await;
+        assert!(s == 200 || s == 201, "subscription: {s} {b}");
+        let (s, b) = self
+            .post(&format!("/consumers/{name}/keys"), &json!({}))
+            .await;
+        assert_eq!(s, 201, "key: {b}");
+        b["key"].as_str().expect("the key").to_owned()
     }
 
     pub async fn set_upstream(&self, slug: &str, major: u64, targets: &[(&str, u32)]) {
@@ -1028,6 +1111,85 @@ impl Drop for RecordingUpstream {
 pub fn sha256_hex(bytes: &[u8]) -> String {
     use sha2::Digest;
     hex::encode(sha2::Sha256::digest(bytes))
+}
+
+/// The shared Redis of this machine for tests (`GATEHOUSE_TEST_REDIS_URL`); `None` only
+/// where skipping is allowed (no `CI`): CI always runs the Redis paths.
+pub fn redis_url() -> Option<String> {
+    const VAR: &str = "GATEHOUSE_TEST_REDIS_URL";
+    match std::env::var(VAR) {
+        Ok(url) if !url.trim().is_empty() => Some(url),
+        _ if std::env::var_os("CI").is_some() => {
+            panic!("{VAR} is required when CI is set (e.g. {VAR}=redis://127.0.0.1:6379)")
+        }
+        _ => {
+            eprintln!("{VAR} is not set: this Redis test did not run");
+            None
+        }
+    }
+}
+
+/// A `redis-server` of the test's own, on its own port, so that the test can kill it and
+/// start it again (outage and recovery). Killed when dropped.
+#[derive(Debug)]
+pub struct RedisServer {
+    pub port: u16,
+    child: Option<std::process::Child>,
+    dir: tempfile::TempDir,
+}
+
+impl RedisServer {
+    /// Starts one on a free port.
+    pub async fn start() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut s = RedisServer {
+            port: free_port(),
+            child: None,
+            dir,
+        };
+        s.restart().await;
+        s
+    }
+
+    /// `redis://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Starts the server (again) on the same port and waits until it accepts connections.
+    pub async fn restart(&mut self) {
+        self.kill();
+        let log = std::fs::File::create(self.dir.path().join("redis.log")).expect("log");
+        let child = std::process::Command::new("redis-server")
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(self.dir.path())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("start redis-server (apt-get install -y redis-server)");
+        self.child = Some(child);
+        let addr: SocketAddr = format!("127.0.0.1:{}", self.port).parse().expect("addr");
+        assert!(
+            wait_listening(addr, Duration::from_secs(10)).await,
+            "redis-server did not start on {addr}"
+        );
+    }
+
+    /// Kills the server at once (SIGKILL): an outage, not a shutdown.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
 }
 
 pub mod process;

@@ -6,7 +6,7 @@
 //! | hook | runs | owns |
 //! | --- | --- | --- |
 //! | `new_ctx` | per request, first | start time, empty context |
-//! | `request_filter` | after the request header is read | request id and trace, [`route`] (404/405/410, 400 on bad paths), `authenticate` (401) and `authorize` (403: subscription, OpenAPI scopes), later `rate_limit`; [`validate`](validate::check_request) (400/411/413/415: parameters, content type, the body read and buffered here); answers `mock://` targets and every refusal itself |
+//! | `request_filter` | after the request header is read | request id and trace, [`route`] (404/405/410, 400 on bad paths), `authenticate` (401) and `authorize` (403: subscription, OpenAPI scopes), `rate_limit` (429 problem+json with `Retry-After`, or 503 while Redis is down and the plan fails closed); [`validate`](validate::check_request) (400/411/413/415: parameters, content type, the body read and buffered here); answers `mock://` targets and every refusal itself |
 //! | `upstream_peer` | before each attempt (again on retry) | weighted target choice with passive health, timeouts |
 //! | `fail_to_connect` | a connection attempt failed | health, metrics, retry decision (idempotent, another target) |
 //! | `upstream_request_filter` | before the request header goes upstream | upstream path (base + operation path), `Host`, forwarding and trace headers, credentials removed, `X-Consumer` set (the bearer token kept only where the API opts in), `Expect` dropped when the body was read already |
@@ -14,7 +14,7 @@
 //! | `error_while_proxy` | an error after the connection was made | health, metrics, retry only for an idempotent request on a reused connection before anything was answered |
 //! | `upstream_response_filter` | upstream response header arrived | target marked healthy |
 //! | `upstream_response_body_filter` | per response body chunk | end of upstream time (for the overhead metric) |
-//! | `response_filter` | before the response header goes downstream | `X-Request-Id`, lifecycle headers, hop-by-hop fields removed; response validation starts (`enforce` holds the header) |
+//! | `response_filter` | before the response header goes downstream | `X-Request-Id`, lifecycle headers, `RateLimit-Policy`/`RateLimit`, hop-by-hop fields removed; response validation starts (`enforce` holds the header) |
 //! | `response_body_filter` | per response body chunk | response validation (`report` collects, `enforce` holds; judged at the end) |
 //! | `fail_to_proxy` | the request failed for good | the 502/503/504 problem+json answer |
 //! | `logging` | once, at the very end | first writes a response `enforce` held ([`validate::release`]: no later async hook exists), then metrics (later: the access record) |
@@ -31,6 +31,7 @@ pub use route::{Refusal, Routed, route};
 
 use crate::holder::{Live, SnapshotHolder};
 use crate::identity::{Caller, Identity};
+use crate::limits::{RateLimits, Verdict};
 use crate::metrics::{Metrics, Outcome, RouteSeries, UpstreamErrorKind};
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -53,15 +54,28 @@ pub struct Gateway {
     holder: Arc<SnapshotHolder>,
     metrics: Arc<Metrics>,
     identity: Arc<Identity>,
+    limits: Arc<RateLimits>,
 }
 
 impl Gateway {
+    /// A gateway with local rate limits.
     pub fn new(holder: Arc<SnapshotHolder>, identity: Arc<Identity>) -> Self {
+        let limits = Arc::new(RateLimits::local(holder.metrics().clone()));
+        Self::with_limits(holder, identity, limits)
+    }
+
+    /// A gateway deciding rate limits with `limits` (local or Redis).
+    pub fn with_limits(
+        holder: Arc<SnapshotHolder>,
+        identity: Arc<Identity>,
+        limits: Arc<RateLimits>,
+    ) -> Self {
         let metrics = holder.metrics().clone();
         Gateway {
             holder,
             metrics,
             identity,
+            limits,
         }
     }
 }
@@ -80,9 +94,21 @@ pub fn proxy_service(
     identity: Arc<Identity>,
     listen: &str,
 ) -> Service<HttpProxy<Gateway>> {
+    let limits = Arc::new(RateLimits::local(holder.metrics().clone()));
+    proxy_service_with_limits(server_conf, holder, identity, limits, listen)
+}
+
+/// [`proxy_service`] with the node's rate limiting (local, or shared through Redis).
+pub fn proxy_service_with_limits(
+    server_conf: &Arc<ServerConf>,
+    holder: Arc<SnapshotHolder>,
+    identity: Arc<Identity>,
+    limits: Arc<RateLimits>,
+    listen: &str,
+) -> Service<HttpProxy<Gateway>> {
     let mut svc = pingora::proxy::http_proxy_service_with_name(
         server_conf,
-        Gateway::new(holder, identity),
+        Gateway::with_limits(holder, identity, limits),
         "gatehouse proxy",
     );
     svc.add_tcp(listen);
@@ -123,6 +149,8 @@ pub struct RequestCtx {
     pub routed: Option<Routed>,
     /// Who is calling, once authenticated.
     pub caller: Option<Caller>,
+    /// `RateLimit-Policy` and `RateLimit` of an admitted limited request, for every answer.
+    pub rate_limit: Option<(String, String)>,
     /// The target of the current attempt.
     chosen: Option<upstream::Chosen>,
     /// Target slots already tried (inline: no allocation per request).
@@ -149,6 +177,7 @@ impl RequestCtx {
             live: None,
             routed: None,
             caller: None,
+            rate_limit: None,
             chosen: None,
             tried: Tried::default(),
             attempts: 0,
@@ -251,7 +280,50 @@ impl Gateway {
         Ok(())
     }
 
-    // ROOM(limits): `fn rate_limit(&self, session, ctx) -> Result<(), GatewayError>`.
+    /// Rate limits and quotas: the plan of the consumer's subscription to the routed API
+    /// decides, per consumer × API (× operation where the plan overrides it). Requests
+    /// without a known consumer, or without a subscription plan, are not limited here
+    /// (authorization refused them already). Admitted: the headers are kept for the answer.
+    async fn rate_limit(&self, ctx: &mut RequestCtx) -> Result<(), GatewayError> {
+        let (Some(live), Some(routed), Some(consumer)) =
+            (&ctx.live, &ctx.routed, ctx.caller.as_ref().map(|c| c.consumer.as_str()))
+        else {
+            return Ok(());
+        };
+        let Some(plan) = live.snapshot.limits_for(consumer, &routed.major.api) else {
+            return Ok(());
+        };
+        let operation = routed.operation().map(|o| o.name.as_str());
+        let verdict = self
+            .limits
+            .check(plan, consumer, &routed.major.api, operation)
+            .await;
+        match verdict {
+            Verdict::Decided {
+                decision,
+                policy,
+                limit,
+                refused_by,
+                ..
+            } => match (decision.exceeded(), refused_by) {
+                (Some(exceeded), Some(policy_name)) => Err(GatewayError::RateLimited {
+                    exceeded,
+                    policy_name,
+                    retry_after_s: gatehouse_policies::ratelimit::gcra::ceil_seconds(
+                        decision.retry_after_us(),
+                    )
+                    .max(1),
+                    policy_field: policy,
+                    limit_field: limit,
+                }),
+                _ => {
+                    ctx.rate_limit = Some((policy, limit));
+                    Ok(())
+                }
+            },
+            Verdict::Unavailable => Err(GatewayError::RateLimitUnavailable),
+        }
+    }
 
     /// Validation: parameters, content type and body against the operation, the body read
     /// and kept for the upstream (`validate`).
@@ -330,8 +402,12 @@ impl Gateway {
 
     /// Writes a complete answer of the gateway's own.
     async fn send(session: &mut Session, ctx: &RequestCtx, reply: Reply) -> pingora::Result<()> {
-        let mut h = ResponseHeader::build(reply.status, Some(reply.headers.len() + 3))?;
+        let mut h = ResponseHeader::build(reply.status, Some(reply.headers.len() + 5))?;
         h.insert_header("x-request-id", ctx.request_id.as_str())?;
+        if let Some((policy, limit)) = &ctx.rate_limit {
+            h.insert_header("ratelimit-policy", policy.as_str())?;
+            h.insert_header("ratelimit", limit.as_str())?;
+        }
         if let Some(ct) = &reply.content_type {
             h.insert_header("content-type", ct.as_str())?;
         }
@@ -407,6 +483,9 @@ impl ProxyHttp for Gateway {
             .route(session, ctx)
             .and_then(|()| self.authenticate(session, ctx));
         if checked.is_ok() {
+            checked = self.rate_limit(ctx).await;
+        }
+        if checked.is_ok() {
             checked = Self::validate(session, ctx).await;
         }
         let checked = checked.and_then(|()| Self::select_target(ctx));
@@ -424,7 +503,8 @@ impl ProxyHttp for Gateway {
             Ok(_) => Ok(false),
             Err(e) => {
                 let reply = e.reply(&ctx.request_id, SystemTime::now());
-                ctx.outcome = Some(if reply.status >= 500 {
+                let refused = matches!(e, GatewayError::RateLimitUnavailable);
+                ctx.outcome = Some(if reply.status >= 500 && !refused {
                     if matches!(e, GatewayError::NoUpstream { .. }) {
                         self.metrics.upstream_error(UpstreamErrorKind::NoTarget);
                     }
@@ -639,6 +719,10 @@ impl ProxyHttp for Gateway {
             upstream_response.remove_header(name);
         }
         upstream_response.insert_header("x-request-id", ctx.request_id.as_str())?;
+        if let Some((policy, limit)) = &ctx.rate_limit {
+            upstream_response.insert_header("ratelimit-policy", policy.as_str())?;
+            upstream_response.insert_header("ratelimit", limit.as_str())?;
+        }
         if let Some(r) = &ctx.routed {
             for (name, value) in &r.major.lifecycle_headers {
                 upstream_response.insert_header(*name, value.as_str())?;

@@ -9,6 +9,7 @@ use super::route::Refusal;
 use crate::metrics::UpstreamErrorKind;
 use bytes::Bytes;
 use gatehouse_policies::problem::{self, FieldError, Problem, ProblemKind};
+use gatehouse_policies::ratelimit::Exceeded;
 use gatehouse_policies::routing::MajorError;
 use gatehouse_registry::snapshot::MajorEntry;
 use std::time::SystemTime;
@@ -42,6 +43,18 @@ pub enum GatewayError {
     },
     /// 401/403: the credential, the subscription or the operation's scopes.
     Identity(gatehouse_policies::identity::Refusal),
+    /// A rate limit or quota of the consumer's plan is exhausted (429).
+    RateLimited {
+        exceeded: Exceeded,
+        /// The policy that refused, as named in the headers (`plan`, `plan/op`, `plan/quota`).
+        policy_name: String,
+        retry_after_s: u64,
+        /// The `RateLimit-Policy` and `RateLimit` values.
+        policy_field: String,
+        limit_field: String,
+    },
+    /// Cluster-wide limits are unreachable and the plan is fail-closed (503).
+    RateLimitUnavailable,
     /// A bug or an unexpected state in the gateway.
     Internal,
 }
@@ -200,6 +213,39 @@ impl GatewayError {
                 headers.push(("cache-control", "no-store".to_owned()));
                 refusal.problem()
             }
+            GatewayError::RateLimited {
+                exceeded,
+                policy_name,
+                retry_after_s,
+                policy_field,
+                limit_field,
+            } => {
+                headers.push(("ratelimit-policy", policy_field.clone()));
+                headers.push(("ratelimit", limit_field.clone()));
+                headers.push(("retry-after", retry_after_s.to_string()));
+                headers.push(("cache-control", "no-store".to_owned()));
+                let (kind, what) = match exceeded {
+                    Exceeded::Rate => (ProblemKind::RateLimited, "rate limit"),
+                    Exceeded::Quota => (ProblemKind::QuotaExhausted, "quota"),
+                };
+                Problem::new(
+                    kind,
+                    format!(
+                        "the {what} of policy \"{policy_name}\" is exhausted; retry in {retry_after_s} s"
+                    ),
+                )
+                .with_extension("policy", policy_name.clone())
+                .with_extension("retry_after", *retry_after_s)
+            }
+            GatewayError::RateLimitUnavailable => {
+                headers.push(("retry-after", "1".to_owned()));
+                headers.push(("cache-control", "no-store".to_owned()));
+                Problem::new(
+                    ProblemKind::RateLimitUnavailable,
+                    "rate limits cannot be checked right now and this plan does not admit \
+                     requests unchecked; retry shortly",
+                )
+            }
             GatewayError::Internal => Problem::new(
                 ProblemKind::Internal,
                 "the gateway failed to handle the request",
@@ -215,5 +261,65 @@ impl GatewayError {
             content_type: Some(problem::CONTENT_TYPE.to_owned()),
             body: Bytes::from(problem.to_json()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header<'a>(r: &'a Reply, name: &str) -> Option<&'a str> {
+        r.headers
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    #[test]
+    fn a_rate_refusal_is_429_naming_the_policy_with_retry_after_and_no_store() {
+        let e = GatewayError::RateLimited {
+            exceeded: Exceeded::Rate,
+            policy_name: "partner/submitOrder".into(),
+            retry_after_s: 2,
+            policy_field: r#""partner/submitOrder";q=2;w=1"#.into(),
+            limit_field: r#""partner/submitOrder";r=0;t=2"#.into(),
+        };
+        let r = e.reply("req-1", SystemTime::UNIX_EPOCH);
+        assert_eq!(r.status, 429);
+        assert_eq!(header(&r, "retry-after"), Some("2"));
+        assert_eq!(header(&r, "cache-control"), Some("no-store"));
+        assert_eq!(
+            header(&r, "ratelimit"),
+            Some(r#""partner/submitOrder";r=0;t=2"#)
+        );
+        assert!(header(&r, "ratelimit-policy").is_some());
+        let body: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+        assert_eq!(body["type"], "urn:gatehouse:problem:rate-limited");
+        assert_eq!(body["policy"], "partner/submitOrder");
+        assert_eq!(body["instance"], "req-1");
+        assert_eq!(r.content_type.as_deref(), Some("application/problem+json"));
+    }
+
+    #[test]
+    fn an_exhausted_quota_and_unreachable_limits_have_their_own_types() {
+        let e = GatewayError::RateLimited {
+            exceeded: Exceeded::Quota,
+            policy_name: "partner/quota".into(),
+            retry_after_s: 3600,
+            policy_field: String::new(),
+            limit_field: String::new(),
+        };
+        let r = e.reply("req-2", SystemTime::UNIX_EPOCH);
+        let body: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+        assert_eq!(
+            (r.status, body["type"].as_str()),
+            (429, Some("urn:gatehouse:problem:quota-exhausted"))
+        );
+        let r = GatewayError::RateLimitUnavailable.reply("req-3", SystemTime::UNIX_EPOCH);
+        let body: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+        assert_eq!(r.status, 503);
+        assert_eq!(body["type"], "urn:gatehouse:problem:rate-limit-unavailable");
+        assert_eq!(header(&r, "retry-after"), Some("1"));
+        assert_eq!(header(&r, "cache-control"), Some("no-store"));
     }
 }

@@ -164,6 +164,19 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// Records last-used times in one batch. Not a registry change: no change-log entry.
     async fn touch_keys(&self, used: &[(String, OffsetDateTime)]) -> Result<(), StoreError>;
 
+    // -- quota checkpoints (local rate-limit mode) ----------------------------------------
+    /// Saves quota counters, one per (consumer, api). Runs every few seconds from the
+    /// gateway's checkpoint task, never per request. A counter of a newer period replaces
+    /// the stored one; within a period the stored count never goes back. Counters whose
+    /// period ended before `now` are deleted. Not a registry change: no change-log entry.
+    async fn save_quota_usage(
+        &self,
+        usage: &[QuotaUsage],
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError>;
+    /// The counters of periods still running at `now`. Read once when a node starts.
+    async fn load_quota_usage(&self, now: OffsetDateTime) -> Result<Vec<QuotaUsage>, StoreError>;
+
     // -- plans and subscriptions ---------------------------------------------------------
     async fn create_plan(&self, plan: &Plan, meta: &ChangeMeta) -> Result<(), StoreError>;
     async fn update_plan(&self, plan: &Plan, meta: &ChangeMeta) -> Result<(), StoreError>;

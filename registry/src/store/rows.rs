@@ -97,7 +97,8 @@ macro_rules! cols {
         "id, consumer, hash, created_at, expires_at, revoked_at, last_used_at"
     };
     (plans) => {
-        "name, rate_requests, rate_per_seconds, rate_burst, quota_requests, quota_period"
+        "name, rate_requests, rate_per_seconds, rate_burst, quota_requests, quota_period, \
+         overrides, on_redis_failure"
     };
     (subscriptions) => {
         "consumer, api, majors, plan, scopes"
@@ -322,6 +323,8 @@ pub(super) struct PlanRow {
     rate_burst: Option<i64>,
     quota_requests: Option<i64>,
     quota_period: Option<String>,
+    overrides: String,
+    on_redis_failure: String,
 }
 
 impl TryFrom<PlanRow> for Plan {
@@ -355,6 +358,12 @@ impl TryFrom<PlanRow> for Plan {
                     .transpose()?,
             },
             quota,
+            overrides: from_json("plan overrides", &row.overrides)?,
+            on_redis_failure: match row.on_redis_failure.as_str() {
+                "open" => RedisFailure::Open,
+                "closed" => RedisFailure::Closed,
+                other => return Err(corrupt("plan on_redis_failure", other)),
+            },
             name: row.name,
         })
     }

@@ -762,6 +762,67 @@ macro_rules! impl_store {
                 Ok(())
             }
 
+            async fn save_quota_usage(
+                &self,
+                usage: &[QuotaUsage],
+                now: OffsetDateTime,
+            ) -> Result<(), StoreError> {
+                let mut tx = self.begin_untracked().await?;
+                for u in usage {
+                    // Checkpoints of one node arrive in order; a newer period replaces an
+                    // older one, and within a period the count never goes back.
+                    sqlx::query(
+                        "INSERT INTO quota_usage (consumer, api, period_start, period_end, used) \
+                         VALUES ($1, $2, $3, $4, $5) ON CONFLICT (consumer, api) DO UPDATE SET \
+                         period_start = excluded.period_start, period_end = excluded.period_end, \
+                         used = CASE WHEN quota_usage.period_start = excluded.period_start \
+                         AND quota_usage.used > excluded.used THEN quota_usage.used \
+                         ELSE excluded.used END \
+                         WHERE quota_usage.period_start <= excluded.period_start",
+                    )
+                    .bind(&u.consumer)
+                    .bind(&u.api)
+                    .bind(u.period_start_ms)
+                    .bind(u.period_end_ms)
+                    .bind($crate::store::rows::to_i64(u.used)?)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                sqlx::query("DELETE FROM quota_usage WHERE period_end <= $1")
+                    .bind(unix_ms(now))
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn load_quota_usage(
+                &self,
+                now: OffsetDateTime,
+            ) -> Result<Vec<QuotaUsage>, StoreError> {
+                let rows: Vec<(String, String, i64, i64, i64)> = sqlx::query_as(
+                    "SELECT consumer, api, period_start, period_end, used FROM quota_usage \
+                     WHERE period_end > $1 ORDER BY consumer, api",
+                )
+                .bind(unix_ms(now))
+                .fetch_all(&self.pool)
+                .await?;
+                rows.into_iter()
+                    .map(|(consumer, api, period_start_ms, period_end_ms, used)| {
+                        Ok(QuotaUsage {
+                            consumer,
+                            api,
+                            period_start_ms,
+                            period_end_ms,
+                            used: u64::try_from(used).map_err(|e| StoreError::Corrupt {
+                                what: "quota usage",
+                                detail: e.to_string(),
+                            })?,
+                        })
+                    })
+                    .collect()
+            }
+
             // -- plans and subscriptions -----------------------------------------------------
 
             async fn create_plan(&self, plan: &Plan, meta: &ChangeMeta) -> Result<(), StoreError> {
@@ -769,11 +830,12 @@ macro_rules! impl_store {
                     .quota
                     .map(|q| $crate::store::rows::to_i64(q.requests))
                     .transpose()?;
+                let overrides = $crate::store::rows::to_json(&plan.overrides)?;
                 let mut tx = self.begin_write().await?;
                 sqlx::query(concat!(
                     "INSERT INTO plans (",
                     $crate::store::rows::cols!(plans),
-                    ") VALUES ($1, $2, $3, $4, $5, $6)"
+                    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
                 ))
                 .bind(&plan.name)
                 .bind($crate::store::rows::from_u32(plan.rate.requests))
@@ -781,6 +843,8 @@ macro_rules! impl_store {
                 .bind(plan.rate.burst.map($crate::store::rows::from_u32))
                 .bind(quota_requests)
                 .bind(plan.quota.map(|q| $crate::store::rows::quota_period(q.period)))
+                .bind(overrides)
+                .bind(plan.on_redis_failure.as_str())
                 .execute(&mut *tx)
                 .await
                 .map_err(|e| $crate::store::sql::duplicate(e, "plan", &plan.name))?;
@@ -792,11 +856,13 @@ macro_rules! impl_store {
                     .quota
                     .map(|q| $crate::store::rows::to_i64(q.requests))
                     .transpose()?;
+                let overrides = $crate::store::rows::to_json(&plan.overrides)?;
                 let mut tx = self.begin_write().await?;
                 Self::require(&mut tx, $crate::store::sql::Parent::Plan, &plan.name).await?;
                 sqlx::query(
                     "UPDATE plans SET rate_requests = $2, rate_per_seconds = $3, rate_burst = $4, \
-                     quota_requests = $5, quota_period = $6 WHERE name = $1",
+                     quota_requests = $5, quota_period = $6, overrides = $7, \
+                     on_redis_failure = $8 WHERE name = $1",
                 )
                 .bind(&plan.name)
                 .bind($crate::store::rows::from_u32(plan.rate.requests))
@@ -804,6 +870,8 @@ macro_rules! impl_store {
                 .bind(plan.rate.burst.map($crate::store::rows::from_u32))
                 .bind(quota_requests)
                 .bind(plan.quota.map(|q| $crate::store::rows::quota_period(q.period)))
+                .bind(overrides)
+                .bind(plan.on_redis_failure.as_str())
                 .execute(&mut *tx)
                 .await?;
                 self.commit_write(tx, meta).await
