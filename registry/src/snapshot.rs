@@ -147,7 +147,17 @@ pub struct OperationEntry {
     pub idempotent: bool,
     /// Responses a `mock://` target answers with.
     pub mocks: MockSet,
+    /// Query parameters declared `x-sensitive: true`: their values never reach the access
+    /// log (names that look like credentials are redacted anyway).
+    pub sensitive_query: Vec<String>,
     // ROOM(validation): the compiled parameter and body validators of this operation.
+}
+
+impl OperationEntry {
+    /// Whether the spec marks the query parameter `name` sensitive.
+    pub fn is_sensitive_query(&self, name: &str) -> bool {
+        self.sensitive_query.iter().any(|n| n == name)
+    }
 }
 
 /// The example responses of an operation.
@@ -587,7 +597,7 @@ pub fn compile_router(doc: &Document) -> Result<RouterParts, (String, matchit::I
             .insert(route, paths.len())
             .map_err(|e| (item.template.clone(), e))?;
         let operations: Vec<OperationEntry> =
-            item.operations.iter().map(compile_operation).collect();
+            item.operations.iter().map(|o| compile_operation(o, doc)).collect();
         let mut methods: Vec<Method> = operations.iter().map(|o| o.method).collect();
         methods.sort();
         let allow = methods
@@ -642,13 +652,31 @@ fn escape_braces(s: &str) -> String {
     s.replace('{', "{{").replace('}', "}}")
 }
 
-fn compile_operation(op: &Operation) -> OperationEntry {
+fn compile_operation(op: &Operation, doc: &Document) -> OperationEntry {
     OperationEntry {
         method: op.method,
         name: op.display_name(),
         idempotent: op.method.is_idempotent(),
         mocks: compile_mocks(op),
+        sensitive_query: sensitive_query(op, doc),
     }
+}
+
+/// The query parameters whose declaration (where it sits in the document, `$ref`s already
+/// followed) says `x-sensitive: true`.
+fn sensitive_query(op: &Operation, doc: &Document) -> Vec<String> {
+    op.parameters
+        .iter()
+        .filter(|p| p.location == openapi::ParamIn::Query)
+        .filter(|p| {
+            doc.tree
+                .pointer(&p.pointer)
+                .and_then(|decl| decl.get("x-sensitive"))
+                .and_then(serde_json::Value::as_bool)
+                == Some(true)
+        })
+        .map(|p| p.name.clone())
+        .collect()
 }
 
 fn compile_mocks(op: &Operation) -> MockSet {
@@ -1016,5 +1044,35 @@ mod tests {
             )
         );
         assert_eq!(positional_route("/files/{name}.json").0, "/files/{p2}.json");
+    }
+
+    #[test]
+    fn query_parameters_marked_sensitive_are_known_per_operation() {
+        let doc = openapi::parse_value(serde_json::json!({
+            "openapi": "3.1.0",
+            "info": {"title": "t", "version": "1.0.0"},
+            "components": {"parameters": {"Ssn": {
+                "name": "ssn", "in": "query", "x-sensitive": true, "schema": {"type": "string"}
+            }}},
+            "paths": {"/people": {
+                "parameters": [{"name": "otp", "in": "query", "x-sensitive": true}],
+                "get": {
+                    "parameters": [
+                        {"$ref": "#/components/parameters/Ssn"},
+                        {"name": "name", "in": "query"},
+                        {"name": "x-trace", "in": "header", "x-sensitive": true}
+                    ],
+                    "responses": {"200": {"description": "ok"}}
+                }
+            }}
+        }))
+        .unwrap();
+        let (_, paths) = compile_router(&doc).unwrap();
+        let op = &paths[0].operations[0];
+        let mut names = op.sensitive_query.clone();
+        names.sort();
+        assert_eq!(names, ["otp", "ssn"]);
+        assert!(op.is_sensitive_query("ssn"));
+        assert!(!op.is_sensitive_query("name"));
     }
 }
