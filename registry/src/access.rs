@@ -310,7 +310,10 @@ pub fn csv_header() -> String {
 
 /// Appends one field, quoted when it holds a comma, a quote or a line break (RFC 4180).
 fn csv_field(out: &mut String, value: &str) {
-    if value.contains([',', '"', '\r', '\n']) {
+    if value
+        .bytes()
+        .any(|b| matches!(b, b',' | b'"' | b'\r' | b'\n'))
+    {
         out.push('"');
         out.push_str(&value.replace('"', "\"\""));
         out.push('"');
@@ -321,49 +324,58 @@ fn csv_field(out: &mut String, value: &str) {
 
 impl AccessRecord {
     /// The record as one CSV line in [`CSV_COLUMNS`] order (times RFC 3339, flags joined by
-    /// `|`), CRLF-terminated.
+    /// `|`), CRLF-terminated. Written straight into one buffer: exports call it per row.
     pub fn to_csv_line(&self) -> String {
         use std::fmt::Write as _;
-        let mut out = String::with_capacity(320);
+        let mut out = String::with_capacity(384);
+        let text = |out: &mut String, v: &str| {
+            out.push(',');
+            csv_field(out, v);
+        };
+        let opt = |out: &mut String, v: &Option<String>| {
+            out.push(',');
+            if let Some(v) = v {
+                csv_field(out, v);
+            }
+        };
         let at = self
             .at
             .format(&time::format_description::well_known::Rfc3339)
             .unwrap_or_default();
-        let opt = |v: &Option<String>| v.clone().unwrap_or_default();
-        let flags: Vec<&str> = self.flags.names().collect();
-        let fields: [String; 24] = [
-            at,
-            self.id.clone(),
-            self.request_id.clone(),
-            opt(&self.trace_id),
-            opt(&self.consumer),
-            opt(&self.key_id),
-            opt(&self.subject),
-            opt(&self.api),
-            self.major.map(|m| m.to_string()).unwrap_or_default(),
-            opt(&self.version),
-            opt(&self.operation),
-            self.method.clone(),
-            opt(&self.path_template),
-            self.path.clone(),
-            self.status.to_string(),
-            self.decision.as_str().to_owned(),
-            opt(&self.reason),
-            self.duration_us.to_string(),
-            self.upstream_us.to_string(),
-            self.bytes_in.to_string(),
-            self.bytes_out.to_string(),
-            opt(&self.client_addr),
-            opt(&self.user_agent),
-            flags.join("|"),
-        ];
-        for (i, f) in fields.iter().enumerate() {
-            if i > 0 {
-                out.push(',');
-            }
-            csv_field(&mut out, f);
+        out.push_str(&at);
+        text(&mut out, &self.id);
+        text(&mut out, &self.request_id);
+        opt(&mut out, &self.trace_id);
+        opt(&mut out, &self.consumer);
+        opt(&mut out, &self.key_id);
+        opt(&mut out, &self.subject);
+        opt(&mut out, &self.api);
+        out.push(',');
+        if let Some(m) = self.major {
+            let _ = write!(out, "{m}");
         }
-        let _ = write!(out, "\r\n");
+        opt(&mut out, &self.version);
+        opt(&mut out, &self.operation);
+        text(&mut out, &self.method);
+        opt(&mut out, &self.path_template);
+        text(&mut out, &self.path);
+        let _ = write!(out, ",{},{}", self.status, self.decision.as_str());
+        opt(&mut out, &self.reason);
+        let _ = write!(
+            out,
+            ",{},{},{},{}",
+            self.duration_us, self.upstream_us, self.bytes_in, self.bytes_out
+        );
+        opt(&mut out, &self.client_addr);
+        opt(&mut out, &self.user_agent);
+        out.push(',');
+        for (i, name) in self.flags.names().enumerate() {
+            if i > 0 {
+                out.push('|');
+            }
+            out.push_str(name);
+        }
+        out.push_str("\r\n");
         out
     }
 
@@ -412,13 +424,25 @@ mod tests {
     #[test]
     fn csv_quotes_what_needs_quoting() {
         let line = record().to_csv_line();
-        assert!(line.starts_with("2026-03-02T12:00:00.123Z,0190a0b0-"), "{line}");
+        assert!(
+            line.starts_with("2026-03-02T12:00:00.123Z,0190a0b0-"),
+            "{line}"
+        );
         assert!(
             line.contains(",\"/inventory/v2/availability/SKU-1?note=a,\"\"b\"\"\","),
             "{line}"
         );
         assert!(line.ends_with(",curl/8,deprecated\r\n"), "{line}");
         assert_eq!(csv_header().split(',').count(), CSV_COLUMNS.len());
+        let mut plain = record();
+        plain.path = "/inventory/v2/availability/SKU-1".into();
+        plain.flags.insert(AccessFlags::BROWNOUT);
+        let line = plain.to_csv_line();
+        assert_eq!(line.split(',').count(), CSV_COLUMNS.len(), "{line}");
+        assert!(line.ends_with(",deprecated|brownout\r\n"), "{line}");
+        plain.major = None;
+        plain.trace_id = None;
+        assert_eq!(plain.to_csv_line().split(',').count(), CSV_COLUMNS.len());
     }
 
     #[test]

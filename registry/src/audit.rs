@@ -352,7 +352,12 @@ mod tests {
         c[3].seq = 3;
         c.swap(2, 3);
         let bad = walk(&c).unwrap();
-        assert_eq!((bad.seq, bad.kind), (3, Tamper::Reordered), "{}", bad.message);
+        assert_eq!(
+            (bad.seq, bad.kind),
+            (3, Tamper::Reordered),
+            "{}",
+            bad.message
+        );
     }
 
     #[test]

@@ -596,8 +596,11 @@ pub fn compile_router(doc: &Document) -> Result<RouterParts, (String, matchit::I
         router
             .insert(route, paths.len())
             .map_err(|e| (item.template.clone(), e))?;
-        let operations: Vec<OperationEntry> =
-            item.operations.iter().map(|o| compile_operation(o, doc)).collect();
+        let operations: Vec<OperationEntry> = item
+            .operations
+            .iter()
+            .map(|o| compile_operation(o, doc))
+            .collect();
         let mut methods: Vec<Method> = operations.iter().map(|o| o.method).collect();
         methods.sort();
         let allow = methods

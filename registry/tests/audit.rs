@@ -32,8 +32,16 @@ fn base() -> OffsetDateTime {
 fn record(i: u64, at: OffsetDateTime) -> AccessRecord {
     let consumers = [Some("b2b-portal"), Some("edi"), None];
     let (status, decision, reason) = match i % 5 {
-        0 => (404, Decision::Refused, Some("urn:gatehouse:problem:unknown-path")),
-        1 => (503, Decision::Failed, Some("urn:gatehouse:problem:upstream-unavailable")),
+        0 => (
+            404,
+            Decision::Refused,
+            Some("urn:gatehouse:problem:unknown-path"),
+        ),
+        1 => (
+            503,
+            Decision::Failed,
+            Some("urn:gatehouse:problem:upstream-unavailable"),
+        ),
         _ => (200, Decision::Allowed, None),
     };
     let major = 1 + i % 2;
@@ -87,27 +95,33 @@ async fn all_pages(t: &Ctx, mut filter: AccessFilter) -> Vec<AccessRecord> {
     }
 }
 
-backend_test!(access_records_are_kept_once_and_paged_in_order, |t: Ctx| async move {
-    let records = workload(1_203, base());
-    assert_eq!(t.store.insert_access(&records).await.unwrap(), 1_203);
-    // A retried or replayed batch is kept once.
-    assert_eq!(t.store.insert_access(&records[..700]).await.unwrap(), 0);
-    assert_eq!(t.store.insert_access(&[]).await.unwrap(), 0);
-    let mut expected = records.clone();
-    expected.sort_by(|a, b| (a.at, &a.id).cmp(&(b.at, &b.id)));
-    let pages = all_pages(
-        &t,
-        AccessFilter {
-            limit: 500,
-            ..AccessFilter::default()
-        },
-    )
-    .await;
-    assert_eq!(pages, expected, "every field round-trips, in (at, id) order");
-    // The default page is 100.
-    let first = t.store.list_access(&AccessFilter::default()).await.unwrap();
-    assert_eq!(first.len(), 100);
-});
+backend_test!(
+    access_records_are_kept_once_and_paged_in_order,
+    |t: Ctx| async move {
+        let records = workload(1_203, base());
+        assert_eq!(t.store.insert_access(&records).await.unwrap(), 1_203);
+        // A retried or replayed batch is kept once.
+        assert_eq!(t.store.insert_access(&records[..700]).await.unwrap(), 0);
+        assert_eq!(t.store.insert_access(&[]).await.unwrap(), 0);
+        let mut expected = records.clone();
+        expected.sort_by(|a, b| (a.at, &a.id).cmp(&(b.at, &b.id)));
+        let pages = all_pages(
+            &t,
+            AccessFilter {
+                limit: 500,
+                ..AccessFilter::default()
+            },
+        )
+        .await;
+        assert_eq!(
+            pages, expected,
+            "every field round-trips, in (at, id) order"
+        );
+        // The default page is 100.
+        let first = t.store.list_access(&AccessFilter::default()).await.unwrap();
+        assert_eq!(first.len(), 100);
+    }
+);
 
 backend_test!(access_filters_combine, |t: Ctx| async move {
     let start = base();
@@ -184,89 +198,109 @@ backend_test!(access_filters_combine, |t: Ctx| async move {
     );
 });
 
-backend_test!(access_stream_reads_everything_in_order, |t: Ctx| async move {
-    let records = workload(2_500, base());
-    for chunk in records.chunks(1_000) {
-        t.store.insert_access(chunk).await.unwrap();
-    }
-    let streamed: Vec<AccessRecord> = t
-        .store
-        .stream_access(AccessFilter::default())
-        .map(Result::unwrap)
-        .collect()
-        .await;
-    let mut expected = records.clone();
-    expected.sort_by(|a, b| (a.at, &a.id).cmp(&(b.at, &b.id)));
-    assert_eq!(streamed, expected);
-    // A limit and a cursor apply to streams too.
-    let tail: Vec<AccessRecord> = t
-        .store
-        .stream_access(AccessFilter {
-            after: Some(AccessCursor::after(&expected[2_000])),
-            limit: 10,
-            ..AccessFilter::default()
-        })
-        .map(Result::unwrap)
-        .collect()
-        .await;
-    assert_eq!(tail, expected[2_001..2_011]);
-    // Dropping a stream half-way is fine, and the store keeps serving.
-    let mut s = t.store.stream_access(AccessFilter::default());
-    assert!(s.next().await.is_some());
-    drop(s);
-    assert_eq!(t.store.list_access(&AccessFilter::default()).await.unwrap().len(), 100);
-});
-
-backend_test!(operation_callers_per_consumer_and_operation, |t: Ctx| async move {
-    let now = base();
-    let old = now - Duration::days(20);
-    let mut records = workload(60, old);
-    records.extend(workload(30, now - Duration::hours(1)));
-    t.store.insert_access(&records).await.unwrap();
-    let month = t
-        .store
-        .operation_callers("inventory", 1, now - Duration::days(30))
-        .await
-        .unwrap();
-    let week = t
-        .store
-        .operation_callers("inventory", 1, now - Duration::days(7))
-        .await
-        .unwrap();
-    let expect = |since: OffsetDateTime| {
-        let mut m = std::collections::BTreeMap::new();
-        for r in records.iter().filter(|r| {
-            r.api.as_deref() == Some("inventory")
-                && r.major == Some(1)
-                && r.at >= since
-                && r.operation.is_some()
-        }) {
-            let e = m
-                .entry((r.consumer.clone(), r.operation.clone().unwrap()))
-                .or_insert((0u64, r.at));
-            e.0 += 1;
-            e.1 = e.1.max(r.at);
+backend_test!(
+    access_stream_reads_everything_in_order,
+    |t: Ctx| async move {
+        let records = workload(2_500, base());
+        for chunk in records.chunks(1_000) {
+            t.store.insert_access(chunk).await.unwrap();
         }
-        m.into_iter()
-            .map(|((c, o), (n, last))| (c, o, n, last))
-            .collect::<Vec<_>>()
-    };
-    let got = |v: &[gatehouse_registry::access::OperationCallers]| {
-        v.iter()
-            .map(|c| (c.consumer.clone(), c.operation.clone(), c.calls, c.last_seen))
-            .collect::<Vec<_>>()
-    };
-    assert_eq!(got(&month), expect(now - Duration::days(30)));
-    assert_eq!(got(&week), expect(now - Duration::days(7)));
-    assert!(!week.is_empty() && month.len() >= week.len());
-    assert!(
-        t.store
-            .operation_callers("inventory", 9, now - Duration::days(30))
+        let streamed: Vec<AccessRecord> = t
+            .store
+            .stream_access(AccessFilter::default())
+            .map(Result::unwrap)
+            .collect()
+            .await;
+        let mut expected = records.clone();
+        expected.sort_by(|a, b| (a.at, &a.id).cmp(&(b.at, &b.id)));
+        assert_eq!(streamed, expected);
+        // A limit and a cursor apply to streams too.
+        let tail: Vec<AccessRecord> = t
+            .store
+            .stream_access(AccessFilter {
+                after: Some(AccessCursor::after(&expected[2_000])),
+                limit: 10,
+                ..AccessFilter::default()
+            })
+            .map(Result::unwrap)
+            .collect()
+            .await;
+        assert_eq!(tail, expected[2_001..2_011]);
+        // Dropping a stream half-way is fine, and the store keeps serving.
+        let mut s = t.store.stream_access(AccessFilter::default());
+        assert!(s.next().await.is_some());
+        drop(s);
+        assert_eq!(
+            t.store
+                .list_access(&AccessFilter::default())
+                .await
+                .unwrap()
+                .len(),
+            100
+        );
+    }
+);
+
+backend_test!(
+    operation_callers_per_consumer_and_operation,
+    |t: Ctx| async move {
+        let now = base();
+        let old = now - Duration::days(20);
+        let mut records = workload(60, old);
+        records.extend(workload(30, now - Duration::hours(1)));
+        t.store.insert_access(&records).await.unwrap();
+        let month = t
+            .store
+            .operation_callers("inventory", 1, now - Duration::days(30))
             .await
-            .unwrap()
-            .is_empty()
-    );
-});
+            .unwrap();
+        let week = t
+            .store
+            .operation_callers("inventory", 1, now - Duration::days(7))
+            .await
+            .unwrap();
+        let expect = |since: OffsetDateTime| {
+            let mut m = std::collections::BTreeMap::new();
+            for r in records.iter().filter(|r| {
+                r.api.as_deref() == Some("inventory")
+                    && r.major == Some(1)
+                    && r.at >= since
+                    && r.operation.is_some()
+            }) {
+                let e = m
+                    .entry((r.consumer.clone(), r.operation.clone().unwrap()))
+                    .or_insert((0u64, r.at));
+                e.0 += 1;
+                e.1 = e.1.max(r.at);
+            }
+            m.into_iter()
+                .map(|((c, o), (n, last))| (c, o, n, last))
+                .collect::<Vec<_>>()
+        };
+        let got = |v: &[gatehouse_registry::access::OperationCallers]| {
+            v.iter()
+                .map(|c| {
+                    (
+                        c.consumer.clone(),
+                        c.operation.clone(),
+                        c.calls,
+                        c.last_seen,
+                    )
+                })
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(got(&month), expect(now - Duration::days(30)));
+        assert_eq!(got(&week), expect(now - Duration::days(7)));
+        assert!(!week.is_empty() && month.len() >= week.len());
+        assert!(
+            t.store
+                .operation_callers("inventory", 9, now - Duration::days(30))
+                .await
+                .unwrap()
+                .is_empty()
+        );
+    }
+);
 
 backend_test!(access_retention_and_partitions, |t: Ctx| async move {
     let now = base();
@@ -305,7 +339,10 @@ backend_test!(access_retention_and_partitions, |t: Ctx| async move {
     match t.store.backend() {
         Backend::Postgres => {
             assert_eq!(report.partitions_dropped.len(), 2, "{report:?}");
-            assert_eq!(report.rows_deleted, 0, "the default partition held no old rows");
+            assert_eq!(
+                report.rows_deleted, 0,
+                "the default partition held no old rows"
+            );
         }
         Backend::Sqlite => assert_eq!(report.rows_deleted, 20),
     }
@@ -325,7 +362,10 @@ async fn chain_of(t: &Ctx, n: usize) -> Registry {
             .await
             .unwrap();
     }
-    let report = registry.verify_changes(&Actor::system(), None).await.unwrap();
+    let report = registry
+        .verify_changes(&Actor::system(), None)
+        .await
+        .unwrap();
     assert!(report.ok, "{report:?}");
     assert_eq!(report.entries, n as u64);
     registry
@@ -333,7 +373,10 @@ async fn chain_of(t: &Ctx, n: usize) -> Registry {
 
 /// Verifies and returns the first bad entry's (seq, kind).
 async fn first_bad(registry: &Registry) -> (i64, Tamper) {
-    let report = registry.verify_changes(&Actor::system(), None).await.unwrap();
+    let report = registry
+        .verify_changes(&Actor::system(), None)
+        .await
+        .unwrap();
     assert!(!report.ok, "{report:?}");
     let bad = report.first_bad.unwrap();
     (bad.seq, bad.kind)
@@ -363,38 +406,47 @@ backend_test!(verify_names_reordered_entries, |t: Ctx| async move {
     assert_eq!(first_bad(&registry).await, (2, Tamper::Reordered));
 });
 
-backend_test!(verify_with_an_anchor_detects_truncation, |t: Ctx| async move {
-    let registry = chain_of(&t, 6).await;
-    let anchored = registry.verify_changes(&Actor::system(), None).await.unwrap();
-    let head = anchored.head.clone();
-    let report = registry
-        .verify_changes(&Actor::system(), Some(&head))
-        .await
-        .unwrap();
-    assert!(report.ok);
-    assert_eq!(report.anchor.unwrap().seq, Some(6));
-    // Cut the tail: the chain is still consistent, the anchor is not in it.
-    t.exec("DELETE FROM change_log WHERE seq >= 5").await;
-    let report = registry
-        .verify_changes(&Actor::system(), None)
-        .await
-        .unwrap();
-    assert!(report.ok, "without an anchor a cut tail is invisible");
-    let report = registry
-        .verify_changes(&Actor::system(), Some(&head))
-        .await
-        .unwrap();
-    assert!(!report.ok);
-    let bad = report.first_bad.unwrap();
-    assert_eq!((bad.seq, bad.kind), (5, Tamper::Removed), "{}", bad.message);
-});
+backend_test!(
+    verify_with_an_anchor_detects_truncation,
+    |t: Ctx| async move {
+        let registry = chain_of(&t, 6).await;
+        let anchored = registry
+            .verify_changes(&Actor::system(), None)
+            .await
+            .unwrap();
+        let head = anchored.head.clone();
+        let report = registry
+            .verify_changes(&Actor::system(), Some(&head))
+            .await
+            .unwrap();
+        assert!(report.ok);
+        assert_eq!(report.anchor.unwrap().seq, Some(6));
+        // Cut the tail: the chain is still consistent, the anchor is not in it.
+        t.exec("DELETE FROM change_log WHERE seq >= 5").await;
+        let report = registry
+            .verify_changes(&Actor::system(), None)
+            .await
+            .unwrap();
+        assert!(report.ok, "without an anchor a cut tail is invisible");
+        let report = registry
+            .verify_changes(&Actor::system(), Some(&head))
+            .await
+            .unwrap();
+        assert!(!report.ok);
+        let bad = report.first_bad.unwrap();
+        assert_eq!((bad.seq, bad.kind), (5, Tamper::Removed), "{}", bad.message);
+    }
+);
 
-backend_test!(contents_say_when_their_generation_was_committed, |t: Ctx| async move {
-    let empty = t.store.load_contents().await.unwrap();
-    assert_eq!((empty.generation, empty.generation_at), (0, None));
-    let before = base();
-    chain_of(&t, 2).await;
-    let contents = t.store.load_contents().await.unwrap();
-    assert_eq!(contents.generation, 2);
-    assert!(contents.generation_at.unwrap() >= before);
-});
+backend_test!(
+    contents_say_when_their_generation_was_committed,
+    |t: Ctx| async move {
+        let empty = t.store.load_contents().await.unwrap();
+        assert_eq!((empty.generation, empty.generation_at), (0, None));
+        let before = base();
+        chain_of(&t, 2).await;
+        let contents = t.store.load_contents().await.unwrap();
+        assert_eq!(contents.generation, 2);
+        assert!(contents.generation_at.unwrap() >= before);
+    }
+);

@@ -7,9 +7,7 @@
 //! client never mistakes a cut export for a complete one.
 
 use super::{AdminState, Authed, Query, decode_cursor, encode_cursor, parse_time};
-use crate::access::{
-    AccessCursor, AccessFilter, AccessRecord, Decision, StatusFilter, csv_header,
-};
+use crate::access::{AccessCursor, AccessFilter, AccessRecord, Decision, StatusFilter, csv_header};
 use crate::error::{RegistryError, Result};
 use axum::Json;
 use axum::body::{Body, Bytes};
@@ -96,7 +94,11 @@ impl AccessQuery {
                 .as_deref()
                 .map(|t| parse_time("from", t))
                 .transpose()?,
-            to: self.to.as_deref().map(|t| parse_time("to", t)).transpose()?,
+            to: self
+                .to
+                .as_deref()
+                .map(|t| parse_time("to", t))
+                .transpose()?,
             consumer: self.consumer.clone(),
             api: self.api.clone(),
             major: self.major,
@@ -148,8 +150,9 @@ pub(super) async fn list_access(
         Format::Csv => r.to_csv_line(),
         _ => r.to_ndjson_line(),
     };
-    let body = futures::stream::iter(header_line.map(|h| Ok(Bytes::from(h)))).chain(
-        rows.ready_chunks(EXPORT_CHUNK_ROWS).map(move |chunk| {
+    let body =
+        futures::stream::iter(header_line.map(|h| Ok(Bytes::from(h))))
+            .chain(rows.ready_chunks(EXPORT_CHUNK_ROWS).map(move |chunk| {
             let mut out = String::with_capacity(chunk.len() * 320);
             for row in chunk {
                 match row {
@@ -161,8 +164,7 @@ pub(super) async fn list_access(
                 }
             }
             Ok(Bytes::from(out))
-        }),
-    );
+        }));
     let stamp = OffsetDateTime::now_utc().unix_timestamp();
     let disposition = HeaderValue::from_str(&format!(
         "attachment; filename=\"access-{stamp}.{extension}\""

@@ -457,10 +457,7 @@ impl TryFrom<AccessRow> for AccessRecord {
     fn try_from(row: AccessRow) -> Result<Self, StoreError> {
         Ok(AccessRecord {
             at: from_unix_ms(row.at),
-            major: row
-                .major
-                .map(|m| to_u64("access major", m))
-                .transpose()?,
+            major: row.major.map(|m| to_u64("access major", m)).transpose()?,
             status: u16::try_from(row.status).map_err(|e| corrupt("access status", e))?,
             decision: Decision::from_str(&row.decision)
                 .map_err(|e| corrupt("access decision", e))?,

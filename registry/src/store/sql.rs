@@ -32,8 +32,11 @@ pub(super) const MAX_LIMIT: u32 = 1_000;
 /// Rows per multi-row `INSERT` of access records: 24 parameters each stays well within
 /// SQLite's 32,766 and PostgreSQL's 65,535 bound parameters per statement.
 pub(super) const ACCESS_ROWS_PER_STATEMENT: usize = 500;
-/// Rows a streamed query reads ahead of its consumer: the bound on its memory.
-pub(super) const STREAM_BUFFER: usize = 256;
+/// Rows a streamed query hands over at once.
+pub(super) const STREAM_CHUNK_ROWS: usize = 256;
+/// Chunks a streamed query reads ahead of its consumer: with [`STREAM_CHUNK_ROWS`], the bound
+/// on its memory (about a thousand rows).
+pub(super) const STREAM_CHUNKS: usize = 4;
 
 /// The SQL `LIMIT` for a requested page size: 0 means [`DEFAULT_LIMIT`], and no page is
 /// larger than [`MAX_LIMIT`].
@@ -1085,7 +1088,10 @@ macro_rules! impl_store {
             > {
                 use futures::StreamExt as _;
                 let pool = self.pool.clone();
-                let (tx, rx) = tokio::sync::mpsc::channel($crate::store::sql::STREAM_BUFFER);
+                // Rows travel in small chunks: one channel hand-over per chunk, not per row.
+                let (tx, rx) = tokio::sync::mpsc::channel::<
+                    Vec<Result<$crate::access::AccessRecord, StoreError>>,
+                >($crate::store::sql::STREAM_CHUNKS);
                 tokio::spawn(async move {
                     let mut q = Self::access_query(&filter);
                     q.push(" ORDER BY at, id");
@@ -1094,20 +1100,30 @@ macro_rules! impl_store {
                     }
                     let mut rows =
                         q.build_query_as::<$crate::store::rows::AccessRow>().fetch(&pool);
+                    let size = $crate::store::sql::STREAM_CHUNK_ROWS;
+                    let mut chunk = Vec::with_capacity(size);
                     while let Some(row) = rows.next().await {
                         let item = row
                             .map_err(StoreError::from)
                             .and_then($crate::access::AccessRecord::try_from);
                         let failed = item.is_err();
-                        // A closed receiver means the reader went away: stop reading.
-                        if tx.send(item).await.is_err() || failed {
-                            break;
+                        chunk.push(item);
+                        if chunk.len() >= size || failed {
+                            let full = std::mem::replace(&mut chunk, Vec::with_capacity(size));
+                            // A closed receiver means the reader went away: stop reading.
+                            if tx.send(full).await.is_err() || failed {
+                                return;
+                            }
                         }
+                    }
+                    if !chunk.is_empty() {
+                        let _ = tx.send(chunk).await;
                     }
                 });
                 futures::stream::unfold(rx, |mut rx| async move {
-                    rx.recv().await.map(|item| (item, rx))
+                    rx.recv().await.map(|chunk| (futures::stream::iter(chunk), rx))
                 })
+                .flatten()
                 .boxed()
             }
 
