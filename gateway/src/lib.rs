@@ -3,10 +3,12 @@
 //! wires these to the registry and the admin API.
 //!
 //! - [`proxy`]: the one `ProxyHttp` implementation and [`proxy::proxy_service`].
+//! - [`access`]: the access-log pipeline (queue, batching writer, spool, replay).
 //! - [`holder`]: the live snapshot (`arc-swap`) and [`holder::run_reloader`].
 //! - [`metrics`]: Prometheus text exposition of the data plane.
 //! - [`config`], [`node`]: `gatehouse serve` settings and what a node knows about itself.
 
+pub mod access;
 pub mod config;
 pub mod holder;
 pub mod metrics;
@@ -28,13 +30,15 @@ use std::sync::Arc;
 /// reloader runs on `control` until `stop` turns true.
 ///
 /// The first snapshot is built before the proxy listens, so a node never answers 404 for a
-/// registry it has simply not read yet.
+/// registry it has simply not read yet. Every request is handed to `access` at its end; when
+/// this returns, Pingora has drained and no record is handed over any more.
 pub fn run_proxy(
     config: &ServeConfig,
     control: &tokio::runtime::Runtime,
     store: Arc<dyn Store>,
     node: Arc<Node>,
     stop: tokio::sync::watch::Receiver<bool>,
+    access: access::AccessLog,
 ) -> Result<(), std::io::Error> {
     let holder = node.holder().clone();
     if let Err(e) = control.block_on(holder::rebuild(store.as_ref(), &holder)) {
@@ -51,9 +55,9 @@ pub fn run_proxy(
         ..Default::default()
     };
     let mut server = pingora::server::Server::new_with_opt_and_conf(None, conf);
-    let service = proxy::proxy_service(
+    let service = proxy::gateway_service(
         &server.configuration,
-        holder,
+        proxy::Gateway::new(holder).with_access_log(access),
         &config.proxy_listen.to_string(),
     );
     server.add_service(service);

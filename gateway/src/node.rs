@@ -1,13 +1,14 @@
-//! What a running node knows about itself: its role, and (through the snapshot holder and
-//! the metrics registry) whether it is ready and what it has counted. The admin API reads it
-//! through [`NodeStatus`] for `/readyz` and `/metrics`.
+//! What a running node knows about itself: its role, and (through the snapshot holder, the
+//! metrics registry and the access-log pipeline) whether it is ready and what it has counted.
+//! The admin API reads it through [`NodeStatus`] for `/readyz` and `/metrics`.
 
+use crate::access::AccessStats;
 use crate::config::NodeRole;
 use crate::holder::SnapshotHolder;
 use crate::metrics::Metrics;
 use gatehouse_registry::admin::NodeStatus;
 use serde_json::{Value, json};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use time::format_description::well_known::Rfc3339;
 
 /// The node's self-knowledge, shared by the proxy, the reloader and the admin API.
@@ -15,14 +16,25 @@ use time::format_description::well_known::Rfc3339;
 pub struct Node {
     role: NodeRole,
     holder: Arc<SnapshotHolder>,
+    access: OnceLock<Arc<AccessStats>>,
 }
 
 impl Node {
     pub fn new(role: NodeRole) -> Self {
+        Self::with_metrics(role, Metrics::new())
+    }
+
+    pub fn with_metrics(role: NodeRole, metrics: Metrics) -> Self {
         Node {
             role,
-            holder: Arc::new(SnapshotHolder::new(Arc::new(Metrics::new()))),
+            holder: Arc::new(SnapshotHolder::new(Arc::new(metrics))),
+            access: OnceLock::new(),
         }
+    }
+
+    /// Reports the access-log pipeline in `/readyz` and `/metrics` (set once, at start).
+    pub fn set_access(&self, stats: Arc<AccessStats>) {
+        let _ = self.access.set(stats);
     }
 
     pub fn role(&self) -> NodeRole {
@@ -37,7 +49,9 @@ impl Node {
 
 impl NodeStatus for Node {
     /// A gateway node is ready once it has built a snapshot from the registry; a failed later
-    /// build keeps it ready (the previous snapshot serves) but shows in the details.
+    /// build keeps it ready (the previous snapshot serves) but shows in the details. It is not
+    /// ready while its access-log spool is full: it is losing access records, and a load
+    /// balancer should send the traffic to a node that can still account for it.
     fn readiness(&self) -> (bool, Value) {
         let role = format!("{:?}", self.role).to_lowercase();
         if !self.role.runs_proxy() {
@@ -45,8 +59,10 @@ impl NodeStatus for Node {
         }
         let st = self.holder.status();
         let fmt = |t: time::OffsetDateTime| t.format(&Rfc3339).unwrap_or_default();
+        let access = self.access.get().map(|a| a.status());
+        let dropping = access.as_ref().is_some_and(|a| a.spool_full);
         (
-            st.loaded,
+            st.loaded && !dropping,
             json!({
                 "role": role,
                 "snapshot": {
@@ -56,12 +72,17 @@ impl NodeStatus for Node {
                     "build_failures": st.build_failures,
                     "last_error": st.last_error,
                     "last_error_at": st.last_error_at.map(fmt),
-                }
+                },
+                "access_log": access,
             }),
         )
     }
 
     fn metrics(&self) -> String {
-        self.holder.metrics().render()
+        let mut out = self.holder.metrics().render();
+        if let Some(access) = self.access.get() {
+            access.render(&mut out);
+        }
+        out
     }
 }

@@ -15,9 +15,10 @@
 //! | `upstream_response_body_filter` | per response body chunk | end of upstream time (for the overhead metric) |
 //! | `response_filter` | before the response header goes downstream | `X-Request-Id`, lifecycle headers, hop-by-hop fields removed |
 //! | `fail_to_proxy` | the request failed for good | the 502/503/504 problem+json answer |
-//! | `logging` | once, at the very end | metrics (later: the access record) |
+//! | `logging` | once, at the very end | metrics, the access record (`record.rs`), the request's debug log line |
 
 mod headers;
+mod record;
 mod respond;
 mod route;
 mod upstream;
@@ -26,11 +27,14 @@ pub use headers::{CREDENTIAL_HEADERS, MockPreference};
 pub use respond::{GatewayError, Reply};
 pub use route::{Refusal, Routed, route};
 
+use crate::access::AccessLog;
 use crate::holder::{Live, SnapshotHolder};
 use crate::metrics::{Metrics, Outcome, RouteSeries, UpstreamErrorKind};
 use async_trait::async_trait;
 use bytes::Bytes;
-use gatehouse_registry::snapshot::{TargetKind, UpstreamEntry};
+use gatehouse_policies::problem::ProblemKind;
+use gatehouse_registry::access::AccessFlags;
+use gatehouse_registry::snapshot::{MajorEntry, TargetKind, UpstreamEntry};
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::proxy::{FailToProxy, HttpProxy, ProxyHttp, Session};
 use pingora::server::configuration::ServerConf;
@@ -48,12 +52,25 @@ const MAX_ATTEMPTS: usize = 3;
 pub struct Gateway {
     holder: Arc<SnapshotHolder>,
     metrics: Arc<Metrics>,
+    access: AccessLog,
 }
 
 impl Gateway {
+    /// A gateway without an access log.
     pub fn new(holder: Arc<SnapshotHolder>) -> Self {
         let metrics = holder.metrics().clone();
-        Gateway { holder, metrics }
+        Gateway {
+            holder,
+            metrics,
+            access: AccessLog::disabled(),
+        }
+    }
+
+    /// Emits one access record per request into `access`.
+    #[must_use]
+    pub fn with_access_log(mut self, access: AccessLog) -> Self {
+        self.access = access;
+        self
     }
 }
 
@@ -70,11 +87,17 @@ pub fn proxy_service(
     holder: Arc<SnapshotHolder>,
     listen: &str,
 ) -> Service<HttpProxy<Gateway>> {
-    let mut svc = pingora::proxy::http_proxy_service_with_name(
-        server_conf,
-        Gateway::new(holder),
-        "gatehouse proxy",
-    );
+    gateway_service(server_conf, Gateway::new(holder), listen)
+}
+
+/// [`proxy_service`] for a gateway built by the caller (e.g. with an access log).
+pub fn gateway_service(
+    server_conf: &Arc<ServerConf>,
+    gateway: Gateway,
+    listen: &str,
+) -> Service<HttpProxy<Gateway>> {
+    let mut svc =
+        pingora::proxy::http_proxy_service_with_name(server_conf, gateway, "gatehouse proxy");
     svc.add_tcp(listen);
     svc
 }
@@ -83,6 +106,8 @@ pub fn proxy_service(
 #[derive(Debug)]
 pub struct RequestCtx {
     started: Instant,
+    /// Wall-clock arrival, for the access record.
+    started_at: SystemTime,
     /// `X-Request-Id`: the client's, or a new UUIDv7.
     pub request_id: String,
     /// The `traceparent` forwarded upstream.
@@ -104,12 +129,26 @@ pub struct RequestCtx {
     /// Set when the gateway answered by itself.
     outcome: Option<Outcome>,
     series: Option<Arc<RouteSeries>>,
+    /// The version routed to, also when routing refused the request after finding it (410,
+    /// unknown path, 405): the access record names it.
+    major: Option<Arc<MajorEntry>>,
+    /// The problem the gateway answered with, if it answered by itself.
+    reason: Option<ProblemKind>,
+    /// The consumer the credential identified (set by authentication).
+    pub consumer: Option<String>,
+    /// The id of the API key presented (never the key).
+    pub key_id: Option<String>,
+    /// The `sub` of the bearer token presented (never the token).
+    pub subject: Option<String>,
+    /// Facts for the access record beyond the status (response validation failed, …).
+    pub access_flags: AccessFlags,
 }
 
 impl RequestCtx {
     fn new() -> Self {
         RequestCtx {
             started: Instant::now(),
+            started_at: SystemTime::now(),
             request_id: String::new(),
             trace: None,
             live: None,
@@ -122,6 +161,12 @@ impl RequestCtx {
             upstream_time: Duration::ZERO,
             outcome: None,
             series: None,
+            major: None,
+            reason: None,
+            consumer: None,
+            key_id: None,
+            subject: None,
+            access_flags: AccessFlags::empty(),
         }
     }
 
@@ -173,6 +218,7 @@ impl Gateway {
         match result {
             Ok(routed) => {
                 ctx.series = Some(self.metrics.route(&routed.major.api, routed.major.major));
+                ctx.major = Some(routed.major.clone());
                 ctx.routed = Some(routed);
                 Ok(())
             }
@@ -181,6 +227,7 @@ impl Gateway {
                     Some(m) => self.metrics.route(&m.api, m.major),
                     None => self.metrics.unrouted(),
                 });
+                ctx.major = refusal.major().cloned();
                 Err(GatewayError::Route(refusal))
             }
         }
@@ -245,6 +292,7 @@ impl Gateway {
                     headers,
                     content_type: example.content_type.clone(),
                     body: example.body.clone(),
+                    problem: None,
                 }
             }
             None => GatewayError::NoMockResponse {
@@ -255,7 +303,12 @@ impl Gateway {
     }
 
     /// Writes a complete answer of the gateway's own.
-    async fn send(session: &mut Session, ctx: &RequestCtx, reply: Reply) -> pingora::Result<()> {
+    async fn send(
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+        reply: Reply,
+    ) -> pingora::Result<()> {
+        ctx.reason = reply.problem;
         let mut h = ResponseHeader::build(reply.status, Some(reply.headers.len() + 3))?;
         h.insert_header("x-request-id", ctx.request_id.as_str())?;
         if let Some(ct) = &reply.content_type {
@@ -289,6 +342,8 @@ impl Gateway {
             && h.record_failure()
         {
             tracing::warn!(
+                request_id = %ctx.request_id,
+                trace_id = ctx.trace.as_ref().map_or("", |t| t.trace_id()),
                 target_url = ctx
                     .upstream()
                     .and_then(|u| u.targets.get(c.index))
@@ -587,8 +642,19 @@ impl ProxyHttp for Gateway {
         // Pingora closes the downstream connection after a failed proxy attempt; say so, or a
         // pooling client reuses the socket and sees a reset.
         session.set_keepalive(None);
+        tracing::warn!(
+            request_id = %ctx.request_id,
+            trace_id = ctx.trace.as_ref().map_or("", |t| t.trace_id()),
+            status,
+            error = %e,
+            "the request failed for good"
+        );
         if let Err(write_error) = Self::send(session, ctx, reply).await {
-            tracing::debug!(error = %write_error, "could not send the error answer");
+            tracing::debug!(
+                request_id = %ctx.request_id,
+                error = %write_error,
+                "could not send the error answer"
+            );
         }
         FailToProxy {
             error_code: status,
@@ -596,8 +662,9 @@ impl ProxyHttp for Gateway {
         }
     }
 
-    /// Runs once per request at the very end, whatever happened: metrics (and, in a later
-    /// issue, the access record).
+    /// Runs once per request at the very end, whatever happened: metrics, the access record
+    /// (handed to the access log without waiting), and a debug line with the request and
+    /// trace ids.
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {
         self.metrics.request_finished();
         ctx.stop_upstream_clock();
@@ -607,7 +674,23 @@ impl ProxyHttp for Gateway {
         } else {
             Outcome::Proxied
         });
+        let elapsed = ctx.started.elapsed();
         let series = ctx.series.take().unwrap_or_else(|| self.metrics.unrouted());
-        series.observe(status, outcome, ctx.started.elapsed(), ctx.upstream_time);
+        series.observe(status, outcome, elapsed, ctx.upstream_time);
+        self.metrics
+            .consumer_outcome(&series, ctx.consumer.as_deref(), outcome);
+        tracing::debug!(
+            request_id = %ctx.request_id,
+            trace_id = ctx.trace.as_ref().map_or("", |t| t.trace_id()),
+            method = %session.req_header().method,
+            status,
+            outcome = outcome.as_str(),
+            duration_us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
+            "request"
+        );
+        if self.access.is_enabled() {
+            let record = record::access_record(session, ctx, status, outcome, elapsed);
+            self.access.emit(record);
+        }
     }
 }
