@@ -235,7 +235,28 @@ pub async fn apply(
                     message: format!("`{s}` is not an RFC 3339 time or a date"),
                 })?;
             }
-            parsed.insert(v.spec.clone(), doc.info.version.to_string());
+            let version = doc.info.version.to_string();
+            // Versions are immutable and lifecycle never goes back: refuse both here, before
+            // the first write, so that a refused catalog changes nothing.
+            if let Some(cur) = registry.store().get_version(&api.slug, &version).await? {
+                if cur.sha256 != hex::encode(Sha256::digest(text.as_bytes())) {
+                    return Err(RegistryError::Conflict {
+                        message: format!(
+                            "{}@{version} is already registered with different content; versions are immutable, so bump info.version in {}",
+                            api.slug, v.spec
+                        ),
+                    });
+                }
+                if v.state < cur.state {
+                    return Err(RegistryError::Conflict {
+                        message: format!(
+                            "{}@{version} is {}; the catalog says {}, and lifecycle never goes back",
+                            api.slug, cur.state, v.state
+                        ),
+                    });
+                }
+            }
+            parsed.insert(v.spec.clone(), version);
         }
     }
 

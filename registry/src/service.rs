@@ -575,6 +575,9 @@ impl Registry {
         version: &str,
         d: Deprecation,
     ) -> Result<Version> {
+        // The role first: a caller who may not deprecate learns nothing from the input checks.
+        let api = self.require_api(slug).await?;
+        self.authorize(actor, Permission::Lifecycle, Some(&api.team))?;
         let now = OffsetDateTime::now_utc();
         if d.sunset.is_some_and(|s| s <= now) {
             return Err(RegistryError::Invalid {

@@ -20,8 +20,60 @@ use gatehouse_registry::access::{
 use gatehouse_registry::audit::Tamper;
 use gatehouse_registry::model::*;
 use gatehouse_registry::store::Backend;
-use support::Ctx;
+use gatehouse_registry::store::{self, Store};
+use std::sync::Arc;
 use time::{Duration, OffsetDateTime};
+
+/// What a test body gets: a fresh store, and its URL for raw SQL behind its back.
+struct Ctx {
+    store: Arc<dyn Store>,
+    url: String,
+}
+
+impl Ctx {
+    async fn open(url: String) -> Ctx {
+        Ctx {
+            store: store::open(&url).await.unwrap(),
+            url,
+        }
+    }
+
+    /// Runs statements directly on the test's database.
+    async fn exec(&self, sql: &str) {
+        if self.url.starts_with("sqlite:") {
+            use sqlx::Connection;
+            let mut conn = sqlx::SqliteConnection::connect(&self.url).await.unwrap();
+            sqlx::raw_sql(sql).execute(&mut conn).await.unwrap();
+        } else {
+            let mut conn = support::connect_admin(&self.url).await;
+            sqlx::raw_sql(sql).execute(&mut conn).await.unwrap();
+        }
+    }
+}
+
+/// One test body, two tests: `name::sqlite` and `name::postgres`.
+macro_rules! backend_test {
+    ($name:ident, $body:expr) => {
+        mod $name {
+            use super::*;
+
+            #[tokio::test]
+            async fn sqlite() {
+                support::TestDb::sqlite()
+                    .run(|url| async move { ($body)(Ctx::open(url).await).await })
+                    .await;
+            }
+
+            #[tokio::test]
+            async fn postgres() {
+                if let Some(db) = support::TestDb::postgres().await {
+                    db.run(|url| async move { ($body)(Ctx::open(url).await).await })
+                        .await;
+                }
+            }
+        }
+    };
+}
 
 /// A fixed instant, whole milliseconds (what the store keeps).
 fn base() -> OffsetDateTime {

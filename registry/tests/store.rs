@@ -12,104 +12,19 @@
     reason = "a test fails by panicking; the helpers outside #[test] fns are test code too"
 )]
 
-use futures::FutureExt;
 use gatehouse_registry::model::*;
 use gatehouse_registry::store::{
     self, Backend, ChangeFilter, PageRequest, PgStore, SqliteStore, Store, StoreError,
 };
 use std::future::Future;
-use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
-use tempfile::TempDir;
 use time::OffsetDateTime;
 
 // -- harness -----------------------------------------------------------------------------
 
-const PG_URL_VAR: &str = "GATEHOUSE_TEST_POSTGRES_URL";
-
-/// The PostgreSQL URL to test against; `None` only where skipping is allowed (no `CI`).
-fn postgres_url() -> Option<String> {
-    match std::env::var(PG_URL_VAR) {
-        Ok(url) if !url.trim().is_empty() => Some(url),
-        _ if std::env::var_os("CI").is_some() => panic!(
-            "{PG_URL_VAR} is required when CI is set: the store suite must run on PostgreSQL \
-             (e.g. {PG_URL_VAR}=postgres://postgres@127.0.0.1:5432/test)"
-        ),
-        _ => {
-            eprintln!("{PG_URL_VAR} is not set: this PostgreSQL variant did not run");
-            None
-        }
-    }
-}
-
-/// A fresh, empty database for one test, and what it takes to remove it.
-enum TestDb {
-    Sqlite {
-        _dir: TempDir,
-        url: String,
-    },
-    Postgres {
-        admin_url: String,
-        schema: String,
-        url: String,
-    },
-}
-
-impl TestDb {
-    fn sqlite() -> TestDb {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!(
-            "sqlite://{}",
-            dir.path().join("nested/dir/gatehouse.db").display()
-        );
-        TestDb::Sqlite { _dir: dir, url }
-    }
-
-    /// A new schema, and a URL whose connections use it (`search_path`).
-    async fn postgres() -> Option<TestDb> {
-        let admin_url = postgres_url()?;
-        let schema = format!("gh_test_{}", uuid::Uuid::new_v4().simple());
-        let mut admin = connect_admin(&admin_url).await;
-        sqlx::query(&format!("CREATE SCHEMA {schema}"))
-            .execute(&mut admin)
-            .await
-            .unwrap();
-        let sep = if admin_url.contains('?') { '&' } else { '?' };
-        let url = format!("{admin_url}{sep}options=-c%20search_path%3D{schema}");
-        Some(TestDb::Postgres {
-            admin_url,
-            schema,
-            url,
-        })
-    }
-
-    fn url(&self) -> &str {
-        match self {
-            TestDb::Sqlite { url, .. } | TestDb::Postgres { url, .. } => url,
-        }
-    }
-
-    async fn cleanup(self) {
-        if let TestDb::Postgres {
-            admin_url, schema, ..
-        } = self
-        {
-            let mut admin = connect_admin(&admin_url).await;
-            sqlx::query(&format!("DROP SCHEMA {schema} CASCADE"))
-                .execute(&mut admin)
-                .await
-                .unwrap();
-        }
-    }
-}
-
-async fn connect_admin(url: &str) -> sqlx::PgConnection {
-    use sqlx::Connection;
-    sqlx::PgConnection::connect(url)
-        .await
-        .unwrap_or_else(|e| panic!("cannot connect to {PG_URL_VAR}: {e}"))
-}
+mod support;
+use support::{TestDb, connect_admin};
 
 /// What a test body gets: the store, and the means to open another one on the same data.
 struct Ctx {
@@ -130,15 +45,11 @@ where
     F: FnOnce(Ctx) -> Fut,
     Fut: Future<Output = ()>,
 {
-    let url = db.url().to_owned();
-    let store = store::open(&url).await.unwrap();
-    let outcome = AssertUnwindSafe(body(Ctx { store, url }))
-        .catch_unwind()
-        .await;
-    db.cleanup().await;
-    if let Err(panic) = outcome {
-        std::panic::resume_unwind(panic);
-    }
+    db.run(|url| async move {
+        let store = store::open(&url).await.unwrap();
+        body(Ctx { store, url }).await;
+    })
+    .await;
 }
 
 /// One test body, two tests: `name::sqlite` and `name::postgres`.

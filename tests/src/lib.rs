@@ -779,3 +779,10 @@ fn major_of(version: &str) -> u64 {
         .and_then(|m| m.parse().ok())
         .unwrap_or(0)
 }
+
+pub mod process;
+
+pub use process::{
+    AdminClient, CliRun, Gatehouse, GatehouseBuilder, PG_URL_VAR, PgSchema, Reply, cli, free_addr,
+    run,
+};

@@ -1,7 +1,7 @@
-//! PostgreSQL for end-to-end tests: a fresh schema in the shared server
-//! (`GATEHOUSE_TEST_POSTGRES_URL`), or a whole throwaway server the test owns and can stop
-//! and start (`initdb` and `pg_ctl` from `/usr/lib/postgresql/*/bin`, on a free port in a
-//! temporary directory).
+//! PostgreSQL for end-to-end tests beyond a fresh schema ([`crate::PgSchema`]): raw SQL
+//! behind the node's back, and a whole throwaway server the test owns and can stop and start
+//! (`initdb` and `pg_ctl` from `/usr/lib/postgresql/*/bin`, on a free port in a temporary
+//! directory).
 //!
 //! Without `GATEHOUSE_TEST_POSTGRES_URL` the PostgreSQL tests are skipped, except under `CI`
 //! where they must run.
@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
-pub const PG_URL_VAR: &str = "GATEHOUSE_TEST_POSTGRES_URL";
+use crate::PG_URL_VAR;
 
 /// The shared server's URL; `None` (the test is skipped) only outside CI.
 pub fn shared_url() -> Option<String> {
@@ -24,49 +24,12 @@ pub fn shared_url() -> Option<String> {
     }
 }
 
-async fn exec(url: &str, sql: &str) -> Result<(), sqlx::Error> {
+/// Runs SQL on the database `url` names (e.g. a [`crate::PgSchema`]'s URL).
+pub async fn exec(url: &str, sql: &str) -> Result<(), sqlx::Error> {
     use sqlx::Connection;
     let mut conn = sqlx::PgConnection::connect(url).await?;
     sqlx::raw_sql(sql).execute(&mut conn).await?;
     Ok(())
-}
-
-/// A schema of its own in the shared server; [`PgSchema::url`] connects into it.
-#[derive(Debug)]
-pub struct PgSchema {
-    admin_url: String,
-    pub schema: String,
-    pub url: String,
-}
-
-impl PgSchema {
-    pub async fn create() -> Option<PgSchema> {
-        let admin_url = shared_url()?;
-        let schema = format!("gh_e2e_{}", uuid::Uuid::new_v4().simple());
-        exec(&admin_url, &format!("CREATE SCHEMA {schema}"))
-            .await
-            .expect("create schema");
-        let sep = if admin_url.contains('?') { '&' } else { '?' };
-        let url = format!("{admin_url}{sep}options=-c%20search_path%3D{schema}");
-        Some(PgSchema {
-            admin_url,
-            schema,
-            url,
-        })
-    }
-
-    /// Runs SQL in the schema.
-    pub async fn exec(&self, sql: &str) {
-        exec(&self.url, sql).await.expect("sql");
-    }
-
-    pub async fn drop_schema(self) {
-        let _ = exec(
-            &self.admin_url,
-            &format!("DROP SCHEMA {} CASCADE", self.schema),
-        )
-        .await;
-    }
 }
 
 /// A PostgreSQL server of the test's own, in a temporary directory, trusting local

@@ -10,7 +10,8 @@
 
 #![allow(clippy::unwrap_used)] // tests may unwrap (clippy.toml allows it only inside #[test])
 
-use gatehouse_tests::pg::{PgSchema, ThrowawayPostgres};
+use gatehouse_tests::PgSchema;
+use gatehouse_tests::pg::ThrowawayPostgres;
 use gatehouse_tests::{EchoUpstream, GatehouseProcess, ServeOptions, client, eventually};
 use serde_json::Value;
 use std::collections::{BTreeMap, HashSet};
@@ -316,8 +317,7 @@ async fn n_requests_give_exactly_n_access_records_on_postgres() {
     let Some(schema) = PgSchema::create().await else {
         return;
     };
-    n_requests_give_n_records(Some(schema.url.clone())).await;
-    schema.drop_schema().await;
+    n_requests_give_n_records(Some(schema.url().to_owned())).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -478,8 +478,9 @@ async fn bulk_insert_sqlite(url: &str, n: u64) {
 
 /// Bulk rows in PostgreSQL with `generate_series`.
 async fn bulk_insert_postgres(schema: &PgSchema, n: u64) {
-    schema
-        .exec(&format!(
+    gatehouse_tests::pg::exec(
+        schema.url(),
+        &format!(
             "INSERT INTO access_log (at, id, request_id, trace_id, consumer, key_id, subject, api, \
                major, version, operation, method, path_template, path, status, decision, reason, \
                duration_us, upstream_us, bytes_in, bytes_out, client_addr, user_agent, flags) \
@@ -489,8 +490,10 @@ async fn bulk_insert_postgres(schema: &PgSchema, n: u64) {
                '/inventory/v2/availability/SKU-' || i, 200, 'allowed', NULL, 1500, 1200, 0, 512, \
                '10.0.0.1', 'bulk/1.0', 0 FROM generate_series(1, {n}) AS s(i)",
             base = recent_base_ms(n)
-        ))
-        .await;
+        ),
+    )
+    .await
+    .unwrap();
 }
 
 /// A start time for `n` bulk records one millisecond apart that end a minute ago: recent
@@ -570,7 +573,7 @@ async fn a_million_record_csv_export_streams_with_flat_memory_on_postgres() {
         return;
     };
     let gh = GatehouseProcess::start(ServeOptions {
-        database_url: Some(schema.url.clone()),
+        database_url: Some(schema.url().to_owned()),
         ..ServeOptions::default()
     })
     .await;
@@ -583,7 +586,7 @@ async fn a_million_record_csv_export_streams_with_flat_memory_on_postgres() {
         start.elapsed() - inserted
     );
     drop(gh);
-    schema.drop_schema().await;
+    drop(schema);
     assert_eq!(lines, EXPORT_ROWS + 1, "header plus one line per record");
     assert!(
         peak.saturating_sub(baseline) < EXPORT_RSS_GROWTH_KIB,

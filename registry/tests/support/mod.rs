@@ -1,21 +1,22 @@
-//! Test harness shared by store-level suites: a fresh database per test on each backend
-//! (SQLite: a temporary file; PostgreSQL: a new schema in `GATEHOUSE_TEST_POSTGRES_URL`,
-//! dropped afterwards), and raw SQL for tests that tamper with what the store wrote.
+//! Fresh databases for the registry's integration tests: a temporary SQLite file, or a new
+//! PostgreSQL schema in the database `GATEHOUSE_TEST_POSTGRES_URL` names.
 //!
-//! Without `GATEHOUSE_TEST_POSTGRES_URL` the PostgreSQL variants fail when `CI` is set and do
-//! nothing otherwise.
+//! Without `GATEHOUSE_TEST_POSTGRES_URL` the PostgreSQL variants fail when `CI` is set (CI
+//! must run them) and do nothing otherwise, so a laptop without PostgreSQL can still run
+//! `cargo test`.
 
 #![allow(
-    dead_code,
     clippy::unwrap_used,
-    reason = "test code: a failure panics, and not every suite uses every helper"
+    reason = "a test fails by panicking; these helpers are test code"
+)]
+#![allow(
+    dead_code,
+    reason = "each test target uses a different part of the support"
 )]
 
 use futures::FutureExt;
-use gatehouse_registry::store::{self, Store};
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
-use std::sync::Arc;
 use tempfile::TempDir;
 
 pub const PG_URL_VAR: &str = "GATEHOUSE_TEST_POSTGRES_URL";
@@ -24,9 +25,10 @@ pub const PG_URL_VAR: &str = "GATEHOUSE_TEST_POSTGRES_URL";
 pub fn postgres_url() -> Option<String> {
     match std::env::var(PG_URL_VAR) {
         Ok(url) if !url.trim().is_empty() => Some(url),
-        _ if std::env::var_os("CI").is_some() => {
-            panic!("{PG_URL_VAR} is required when CI is set")
-        }
+        _ if std::env::var_os("CI").is_some() => panic!(
+            "{PG_URL_VAR} is required when CI is set: the suite must run on PostgreSQL \
+             (e.g. {PG_URL_VAR}=postgres://postgres@127.0.0.1:5432/test)"
+        ),
         _ => {
             eprintln!("{PG_URL_VAR} is not set: this PostgreSQL variant did not run");
             None
@@ -50,7 +52,10 @@ pub enum TestDb {
 impl TestDb {
     pub fn sqlite() -> TestDb {
         let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}", dir.path().join("gatehouse.db").display());
+        let url = format!(
+            "sqlite://{}",
+            dir.path().join("nested/dir/gatehouse.db").display()
+        );
         TestDb::Sqlite { _dir: dir, url }
     }
 
@@ -58,7 +63,11 @@ impl TestDb {
     pub async fn postgres() -> Option<TestDb> {
         let admin_url = postgres_url()?;
         let schema = format!("gh_test_{}", uuid::Uuid::new_v4().simple());
-        exec_pg(&admin_url, &format!("CREATE SCHEMA {schema}")).await;
+        let mut admin = connect_admin(&admin_url).await;
+        sqlx::query(&format!("CREATE SCHEMA {schema}"))
+            .execute(&mut admin)
+            .await
+            .unwrap();
         let sep = if admin_url.contains('?') { '&' } else { '?' };
         let url = format!("{admin_url}{sep}options=-c%20search_path%3D{schema}");
         Some(TestDb::Postgres {
@@ -74,78 +83,39 @@ impl TestDb {
         }
     }
 
-    async fn cleanup(self) {
+    pub async fn cleanup(self) {
         if let TestDb::Postgres {
             admin_url, schema, ..
         } = self
         {
-            exec_pg(&admin_url, &format!("DROP SCHEMA {schema} CASCADE")).await;
+            let mut admin = connect_admin(&admin_url).await;
+            sqlx::query(&format!("DROP SCHEMA {schema} CASCADE"))
+                .execute(&mut admin)
+                .await
+                .unwrap();
+        }
+    }
+
+    /// Runs `body` with this database's URL, then removes the database, even if `body`
+    /// panics.
+    pub async fn run<F, Fut>(self, body: F)
+    where
+        F: FnOnce(String) -> Fut,
+        Fut: Future<Output = ()>,
+    {
+        let outcome = AssertUnwindSafe(body(self.url().to_owned()))
+            .catch_unwind()
+            .await;
+        self.cleanup().await;
+        if let Err(panic) = outcome {
+            std::panic::resume_unwind(panic);
         }
     }
 }
 
-async fn exec_pg(url: &str, sql: &str) {
+pub async fn connect_admin(url: &str) -> sqlx::PgConnection {
     use sqlx::Connection;
-    let mut conn = sqlx::PgConnection::connect(url)
+    sqlx::PgConnection::connect(url)
         .await
-        .unwrap_or_else(|e| panic!("cannot connect to {PG_URL_VAR}: {e}"));
-    sqlx::raw_sql(sql).execute(&mut conn).await.unwrap();
-}
-
-/// What a test body gets: the store, and its URL (for raw SQL or a second store).
-pub struct Ctx {
-    pub store: Arc<dyn Store>,
-    pub url: String,
-}
-
-impl Ctx {
-    /// Runs statements directly on the test's database, behind the store's back.
-    pub async fn exec(&self, sql: &str) {
-        if self.url.starts_with("sqlite:") {
-            use sqlx::Connection;
-            let mut conn = sqlx::SqliteConnection::connect(&self.url).await.unwrap();
-            sqlx::raw_sql(sql).execute(&mut conn).await.unwrap();
-        } else {
-            exec_pg(&self.url, sql).await;
-        }
-    }
-}
-
-/// Runs `body` on a fresh store of `db`, then removes the database, even if `body` panics.
-pub async fn run<F, Fut>(db: TestDb, body: F)
-where
-    F: FnOnce(Ctx) -> Fut,
-    Fut: Future<Output = ()>,
-{
-    let url = db.url().to_owned();
-    let store = store::open(&url).await.unwrap();
-    let outcome = AssertUnwindSafe(body(Ctx { store, url }))
-        .catch_unwind()
-        .await;
-    db.cleanup().await;
-    if let Err(panic) = outcome {
-        std::panic::resume_unwind(panic);
-    }
-}
-
-/// One test body, two tests: `name::sqlite` and `name::postgres`.
-#[macro_export]
-macro_rules! backend_test {
-    ($name:ident, $body:expr) => {
-        mod $name {
-            use super::*;
-
-            #[tokio::test]
-            async fn sqlite() {
-                support::run(support::TestDb::sqlite(), $body).await;
-            }
-
-            #[tokio::test]
-            async fn postgres() {
-                if let Some(db) = support::TestDb::postgres().await {
-                    support::run(db, $body).await;
-                }
-            }
-        }
-    };
+        .unwrap_or_else(|e| panic!("cannot connect to {PG_URL_VAR}: {e}"))
 }
