@@ -353,7 +353,8 @@ impl AccessLog {
                     Ok(done) => {
                         AccessStats::add(&self.stats.spooled, done.written);
                         AccessStats::add(&self.stats.dropped, done.refused);
-                        self.stats.set_spool(spool.bytes(), done.refused > 0);
+                        self.stats
+                            .set_spool(spool.bytes(), done.refused > 0 || spool.is_full());
                     }
                     Err(error) => {
                         AccessStats::add(&self.stats.dropped, 1);

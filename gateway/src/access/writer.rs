@@ -225,8 +225,9 @@ impl Writer {
         let (result, sync) = {
             let mut spool = self.lock_spool();
             let result = spool.append(&lines);
-            let full = result.as_ref().map_or(true, |done| done.refused > 0);
-            self.stats.set_spool(spool.bytes(), full && spool.is_full());
+            let dropping = result.as_ref().map_or(true, |done| done.refused > 0);
+            self.stats
+                .set_spool(spool.bytes(), dropping || spool.is_full());
             (result, spool.sync_handle())
         };
         match result {
@@ -313,7 +314,10 @@ impl Writer {
                     removed
                 };
                 if let Err(error) = removed {
+                    // Not the store's fault: wait before trying again rather than spin.
                     tracing::error!(%error, "removing a replayed spool segment failed");
+                    self.stats.note_error(&error.to_string());
+                    self.retry_at = Instant::now() + BACKOFF_MAX;
                     return;
                 }
                 continue;

@@ -68,7 +68,11 @@ pub fn access_record(
     AccessRecord {
         id: uuid::Uuid::now_v7().to_string(),
         at: from_unix_ms(unix_ms(OffsetDateTime::from(ctx.started_at))),
-        request_id: std::mem::take(&mut ctx.request_id),
+        // Empty only when the request failed before it was read (a malformed request line).
+        request_id: match std::mem::take(&mut ctx.request_id) {
+            id if id.is_empty() => super::headers::new_request_id(),
+            id => id,
+        },
         trace_id: ctx.trace.as_ref().map(|t| t.trace_id().to_owned()),
         consumer: ctx.consumer.clone(),
         key_id: ctx.key_id.clone(),

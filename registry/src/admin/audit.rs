@@ -16,7 +16,7 @@ use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::json;
 use time::OffsetDateTime;
 
 /// Records gathered into one chunk of an export body.
@@ -203,10 +203,10 @@ pub(super) async fn verify_changes(
 pub(super) async fn deprecations(
     State(s): State<AdminState>,
     Authed(a): Authed,
-) -> Result<Json<Value>> {
-    let report = s
-        .registry
-        .deprecation_report(&a, OffsetDateTime::now_utc())
-        .await?;
-    Ok(Json(serde_json::to_value(report).unwrap_or(Value::Null)))
+) -> Result<Json<crate::audit::DeprecationReport>> {
+    Ok(Json(
+        s.registry
+            .deprecation_report(&a, OffsetDateTime::now_utc())
+            .await?,
+    ))
 }
