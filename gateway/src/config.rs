@@ -4,9 +4,19 @@
 //! `Debug`.
 
 use gatehouse_policies::lint::{Ruleset, RulesetError};
+use crate::access::AccessLogConfig;
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
+
+/// A setting that is on or off (`--access-log on|off`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Switch {
+    On,
+    Off,
+}
 
 /// Which parts of Gatehouse a node runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Deserialize)]
@@ -71,6 +81,19 @@ pub struct ServeArgs {
     /// seconds (default 10).
     #[arg(long, env = "GATEHOUSE_JWKS_MIN_REFRESH_SECONDS")]
     pub jwks_min_refresh_seconds: Option<u64>,
+    /// Record every gateway request in the access log (default on).
+    #[arg(long, env = "GATEHOUSE_ACCESS_LOG", value_enum)]
+    pub access_log: Option<Switch>,
+    /// Days access records are kept (0: forever; default 90).
+    #[arg(long, env = "GATEHOUSE_ACCESS_RETENTION_DAYS")]
+    pub access_retention_days: Option<u32>,
+    /// Size limit of the access-log spool in MiB (default 1024); beyond it records are dropped.
+    #[arg(long, env = "GATEHOUSE_ACCESS_SPOOL_MAX_MB")]
+    pub access_spool_max_mb: Option<u64>,
+    /// Consumers that get their own label in the metrics before the rest count as `other`
+    /// (default 50).
+    #[arg(long, env = "GATEHOUSE_METRICS_CONSUMERS")]
+    pub metrics_consumers: Option<usize>,
 }
 
 impl std::fmt::Debug for ServeArgs {
@@ -88,6 +111,7 @@ impl std::fmt::Debug for ServeArgs {
             .field("no_seed", &self.no_seed)
             .field("config", &self.config)
             .field("lint_ruleset", &self.lint_ruleset)
+            .field("access_log", &self.access_log)
             .finish_non_exhaustive()
     }
 }
@@ -107,6 +131,18 @@ pub struct FileConfig {
     pub proxy_threads: Option<usize>,
     pub lint_ruleset: Option<PathBuf>,
     pub jwks_min_refresh_seconds: Option<u64>,
+    pub access_log: Option<Switch>,
+    pub access_retention_days: Option<u32>,
+    pub access_spool_max_mb: Option<u64>,
+    pub metrics_consumers: Option<usize>,
+    /// Records waiting in memory at most (default 65536).
+    pub access_queue: Option<usize>,
+    /// Records per store transaction at most (default 1000).
+    pub access_batch: Option<usize>,
+    /// How long the first record of a batch waits for others, in ms (default 200).
+    pub access_flush_ms: Option<u64>,
+    /// A store call slower than this (ms) sends the batch to the spool (default 5000).
+    pub access_store_timeout_ms: Option<u64>,
 }
 
 /// The validated configuration a node runs on.
@@ -126,6 +162,9 @@ pub struct ServeConfig {
     pub lint_ruleset_file: Option<PathBuf>,
     /// The least time between two unknown-`kid` fetches of one issuer's key set.
     pub jwks_min_refresh: std::time::Duration,
+    /// `None`: access logging is off.
+    pub access_log: Option<AccessLogConfig>,
+    pub metrics_consumers: usize,
 }
 
 impl std::fmt::Debug for ServeConfig {
@@ -141,6 +180,8 @@ impl std::fmt::Debug for ServeConfig {
             .field("proxy_threads", &self.proxy_threads)
             .field("lint_ruleset_file", &self.lint_ruleset_file)
             .field("jwks_min_refresh", &self.jwks_min_refresh)
+            .field("access_log", &self.access_log)
+            .field("metrics_consumers", &self.metrics_consumers)
             .finish()
     }
 }
@@ -171,6 +212,33 @@ pub enum ConfigError {
     Ruleset { path: PathBuf, source: RulesetError },
     #[error("`jwks_min_refresh_seconds` must be between 1 and 3600")]
     JwksRefresh,
+    #[error("`{setting}` is {value}; it must be between {min} and {max}")]
+    OutOfRange {
+        setting: &'static str,
+        value: u64,
+        min: u64,
+        max: u64,
+    },
+}
+
+/// `value`, or `default`, checked against `min..=max`.
+fn ranged(
+    setting: &'static str,
+    value: Option<u64>,
+    default: u64,
+    (min, max): (u64, u64),
+) -> Result<u64, ConfigError> {
+    let v = value.unwrap_or(default);
+    if (min..=max).contains(&v) {
+        Ok(v)
+    } else {
+        Err(ConfigError::OutOfRange {
+            setting,
+            value: v,
+            min,
+            max,
+        })
+    }
 }
 
 /// Replaces a password in a URL by `***`.
@@ -251,7 +319,68 @@ impl ServeArgs {
         if !(1..=3600).contains(&jwks_min_refresh_seconds) {
             return Err(ConfigError::JwksRefresh);
         }
+        let access_log = match self.access_log.or(file.access_log).unwrap_or(Switch::On) {
+            Switch::Off => None,
+            Switch::On => {
+                let mut c = AccessLogConfig::new(&data_dir);
+                let batch = ranged(
+                    "access_batch",
+                    file.access_batch.map(|v| v as u64),
+                    1_000,
+                    (1, 10_000),
+                )?;
+                c.batch_size = usize::try_from(batch).unwrap_or(1_000);
+                let queue = ranged(
+                    "access_queue",
+                    file.access_queue.map(|v| v as u64),
+                    65_536,
+                    (batch, 16 * 1024 * 1024),
+                )?;
+                c.queue_capacity = usize::try_from(queue).unwrap_or(65_536);
+                c.flush_interval = Duration::from_millis(ranged(
+                    "access_flush_ms",
+                    file.access_flush_ms,
+                    200,
+                    (1, 600_000),
+                )?);
+                c.store_timeout = Duration::from_millis(ranged(
+                    "access_store_timeout_ms",
+                    file.access_store_timeout_ms,
+                    5_000,
+                    (10, 600_000),
+                )?);
+                let spool_mb = ranged(
+                    "access_spool_max_mb",
+                    self.access_spool_max_mb.or(file.access_spool_max_mb),
+                    1_024,
+                    (1, 1024 * 1024),
+                )?;
+                c.spool_max_bytes = spool_mb * 1024 * 1024;
+                c.spool_segment_bytes = (c.spool_max_bytes / 8).clamp(64 * 1024, 16 * 1024 * 1024);
+                let days = ranged(
+                    "access_retention_days",
+                    self.access_retention_days
+                        .or(file.access_retention_days)
+                        .map(u64::from),
+                    90,
+                    (0, 36_500),
+                )?;
+                c.retention = (days > 0).then(|| Duration::from_secs(days * 86_400));
+                Some(c)
+            }
+        };
+        let metrics_consumers = ranged(
+            "metrics_consumers",
+            self.metrics_consumers
+                .or(file.metrics_consumers)
+                .map(|v| v as u64),
+            crate::metrics::DEFAULT_CONSUMER_LIMIT as u64,
+            (0, 10_000),
+        )?;
         Ok(ServeConfig {
+            access_log,
+            metrics_consumers: usize::try_from(metrics_consumers)
+                .unwrap_or(crate::metrics::DEFAULT_CONSUMER_LIMIT),
             jwks_min_refresh: std::time::Duration::from_secs(jwks_min_refresh_seconds),
             proxy_listen: address(
                 "proxy_listen",
@@ -358,6 +487,52 @@ mod tests {
             ServeArgs::default().resolve().unwrap().lint_ruleset,
             Ruleset::builtin()
         );
+    }
+
+    #[test]
+    fn access_log_settings() {
+        let c = ServeArgs::default().resolve().unwrap();
+        let a = c.access_log.unwrap();
+        assert_eq!(a.spool_dir, PathBuf::from("./data/access-spool"));
+        assert_eq!(a.retention, Some(Duration::from_secs(90 * 86_400)));
+        assert_eq!(c.metrics_consumers, 50);
+        let off = ServeArgs {
+            access_log: Some(Switch::Off),
+            ..ServeArgs::default()
+        };
+        assert!(off.resolve().unwrap().access_log.is_none());
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("g.toml");
+        std::fs::write(
+            &path,
+            "access_log = \"on\"\naccess_batch = 50\naccess_flush_ms = 10\naccess_retention_days = 0\n",
+        )
+        .unwrap();
+        let c = ServeArgs {
+            config: Some(path.clone()),
+            access_spool_max_mb: Some(8),
+            ..ServeArgs::default()
+        }
+        .resolve()
+        .unwrap();
+        let a = c.access_log.unwrap();
+        assert_eq!(
+            (a.batch_size, a.flush_interval),
+            (50, Duration::from_millis(10))
+        );
+        assert_eq!((a.retention, a.spool_max_bytes), (None, 8 * 1024 * 1024));
+        std::fs::write(&path, "access_batch = 0\n").unwrap();
+        let bad = ServeArgs {
+            config: Some(path),
+            ..ServeArgs::default()
+        };
+        assert!(matches!(
+            bad.resolve(),
+            Err(ConfigError::OutOfRange {
+                setting: "access_batch",
+                ..
+            })
+        ));
     }
 
     #[test]

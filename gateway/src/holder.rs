@@ -10,7 +10,8 @@
 //! that died), so a change is live within a second. A build that fails keeps the previous
 //! snapshot serving and is recorded three ways: an `error` log line, the
 //! `gatehouse_snapshot_build_failures_total` counter, and [`SnapshotHolder::status`] (which
-//! `GET /readyz` shows).
+//! `GET /readyz` shows). The metrics also learn every head the reloader sees and, per
+//! installed snapshot, how long after its newest change's commit it went live.
 
 use crate::metrics::Metrics;
 use arc_swap::ArcSwap;
@@ -244,6 +245,7 @@ pub enum ReloadError {
 pub async fn rebuild(store: &dyn Store, holder: &SnapshotHolder) -> Result<i64, ReloadError> {
     let contents = store.load_contents().await?;
     let previous = holder.snapshot();
+    let committed_at = contents.generation_at;
     // Compiling parses every spec (and compiles the validators of changed versions): keep it
     // off the proxy's async threads.
     let snapshot = tokio::task::spawn_blocking(move || {
@@ -258,6 +260,9 @@ pub async fn rebuild(store: &dyn Store, holder: &SnapshotHolder) -> Result<i64, 
     let addrs = resolve_targets(&snapshot).await;
     let generation = snapshot.generation;
     holder.install(Arc::new(snapshot), addrs);
+    holder
+        .metrics()
+        .record_sync(committed_at, OffsetDateTime::now_utc());
     tracing::info!(generation, "snapshot installed");
     Ok(generation)
 }
@@ -350,6 +355,7 @@ pub async fn run_reloader(
                 match changed {
                     Ok(()) => {
                         let seq = *changes.borrow_and_update();
+                        holder.metrics().record_head(seq);
                         state.attempt(store.as_ref(), &holder, Some(seq)).await;
                     }
                     // The store dropped its notifier: polling alone carries on.
@@ -358,7 +364,10 @@ pub async fn run_reloader(
             }
             _ = ticker.tick() => {
                 match store.head_seq().await {
-                    Ok(seq) => state.attempt(store.as_ref(), &holder, Some(seq)).await,
+                    Ok(seq) => {
+                        holder.metrics().record_head(seq);
+                        state.attempt(store.as_ref(), &holder, Some(seq)).await;
+                    }
                     Err(e) => tracing::warn!(error = %e, "polling the registry head failed"),
                 }
             }

@@ -31,6 +31,8 @@ pub const TOKEN_CACHE_ENTRIES: usize = 10_000;
 pub struct Caller {
     pub consumer: String,
     pub kind: CredentialKind,
+    /// The id of the API key presented (`ghk_<8 hex>`; never the key).
+    pub key_id: Option<String>,
     /// For a bearer token, what it verified to (scopes come from it).
     pub token: Option<Arc<VerifiedToken>>,
 }
@@ -205,6 +207,7 @@ impl Identity {
         Ok(Caller {
             consumer,
             kind: CredentialKind::ApiKey,
+            key_id: Some(id.to_owned()),
             token: None,
         })
     }
@@ -237,6 +240,7 @@ impl Identity {
         Ok(Caller {
             consumer: verified.consumer.clone(),
             kind: CredentialKind::Bearer,
+            key_id: None,
             token: Some(verified),
         })
     }

@@ -3,6 +3,7 @@
 //! wires these to the registry and the admin API.
 //!
 //! - [`proxy`]: the one `ProxyHttp` implementation and [`proxy::proxy_service`].
+//! - [`access`]: the access-log pipeline (queue, batching writer, spool, replay).
 //! - [`holder`]: the live snapshot (`arc-swap`) and [`holder::run_reloader`].
 //! - [`identity`]: the proxy's `authenticate`/`authorize` steps, verified-token cache,
 //!   batched last-used times of API keys.
@@ -11,6 +12,7 @@
 //! - [`limits`]: rate limits and quotas (local, or Redis with a local fallback).
 //! - [`config`], [`node`]: `gatehouse serve` settings and what a node knows about itself.
 
+pub mod access;
 pub mod config;
 pub mod holder;
 pub mod identity;
@@ -38,13 +40,15 @@ pub const KEY_USAGE_FLUSH: std::time::Duration = std::time::Duration::from_secs(
 /// reloader runs on `control` until `stop` turns true.
 ///
 /// The first snapshot is built before the proxy listens, so a node never answers 404 for a
-/// registry it has simply not read yet.
+/// registry it has simply not read yet. Every request is handed to `access` at its end; when
+/// this returns, Pingora has drained and no record is handed over any more.
 pub fn run_proxy(
     config: &ServeConfig,
     control: &tokio::runtime::Runtime,
     store: Arc<dyn Store>,
     node: Arc<Node>,
     stop: tokio::sync::watch::Receiver<bool>,
+    access: access::AccessLog,
 ) -> Result<(), std::io::Error> {
     let holder = node.holder().clone();
     if let Err(e) = control.block_on(holder::rebuild(store.as_ref(), &holder)) {
@@ -83,11 +87,9 @@ pub fn run_proxy(
         ..Default::default()
     };
     let mut server = pingora::server::Server::new_with_opt_and_conf(None, conf);
-    let service = proxy::proxy_service_with_limits(
+    let service = proxy::gateway_service(
         &server.configuration,
-        holder,
-        identity,
-        limits,
+        proxy::Gateway::with_limits(holder, identity, limits).with_access_log(access),
         &config.proxy_listen.to_string(),
     );
     server.add_service(service);

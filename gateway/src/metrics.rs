@@ -13,9 +13,19 @@
 //! - `gatehouse_request_duration_seconds{api,major}`: histogram of total latency.
 //! - `gatehouse_overhead_duration_seconds{api,major}`: histogram of the gateway's own time
 //!   (total minus the time waiting for the upstream).
+//! - `gatehouse_consumer_requests_total{api,major,consumer,outcome}`: counter. Consumer
+//!   names come from the registry (a credential identified them), never from the request, and
+//!   their number is bounded: the first `consumer_limit` distinct consumers a node sees get a
+//!   label of their own for good, every later one counts under `consumer="other"`; requests
+//!   no credential identified count under `consumer="(none)"`. First-come rather than a
+//!   re-ranked top-N, so a series never changes meaning and counters never go backwards.
 //! - `gatehouse_upstream_errors_total{kind}`: counter.
 //! - `gatehouse_snapshot_generation`, `gatehouse_snapshot_age_seconds`: gauges;
 //!   `gatehouse_snapshot_build_failures_total`: counter.
+//! - Synchronisation with the registry: `gatehouse_registry_head_generation` (the newest
+//!   change the reloader has seen), `gatehouse_snapshot_behind` (head minus the generation
+//!   served) and `gatehouse_snapshot_sync_seconds` (for the snapshot being served: from the
+//!   commit of its newest change to its installation on this node).
 //! - `gatehouse_requests_in_flight`: gauge.
 //! - `gatehouse_request_validation_refusals_total{api,major,status}`: counter (400, 411, 413,
 //!   415 answered by request validation).
@@ -30,10 +40,10 @@
 //!   (1 while Redis is unreachable) and `gatehouse_ratelimit_live_nodes`: gauges (cluster
 //!   mode); `gatehouse_ratelimit_local_keys`: gauge.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 use time::OffsetDateTime;
 
@@ -218,6 +228,9 @@ impl Histogram {
     }
 }
 
+/// Requests per outcome.
+type OutcomeCounters = [AtomicU64; 5];
+
 /// The series of one `(api, major)`.
 #[derive(Debug)]
 pub struct RouteSeries {
@@ -229,6 +242,10 @@ pub struct RouteSeries {
     validation_refusals: [AtomicU64; 4],
     /// Response checks by [`ResponseCheck`].
     response_checks: [AtomicU64; 4],
+    /// By consumer name; consumers beyond the label limit share `other`.
+    consumers: RwLock<HashMap<String, Arc<OutcomeCounters>>>,
+    anonymous: OutcomeCounters,
+    other: Arc<OutcomeCounters>,
 }
 
 impl RouteSeries {
@@ -239,6 +256,9 @@ impl RouteSeries {
             overhead: Histogram::new(overhead_bounds_us()),
             validation_refusals: Default::default(),
             response_checks: Default::default(),
+            consumers: RwLock::new(HashMap::new()),
+            anonymous: Default::default(),
+            other: Arc::new(Default::default()),
         }
     }
 
@@ -371,6 +391,9 @@ impl LimitMetrics {
 /// Series by API slug, then by major (few per API: a linear scan beats a second hash).
 type RouteTable = HashMap<String, Vec<(u64, Arc<RouteSeries>)>>;
 
+/// Consumer labels a node hands out before the rest count as `other`.
+pub const DEFAULT_CONSUMER_LIMIT: usize = 50;
+
 /// All gateway metrics. Shared behind an `Arc` by the proxy, the holder and the admin API.
 #[derive(Debug)]
 pub struct Metrics {
@@ -384,6 +407,12 @@ pub struct Metrics {
     unchecked_schemas: AtomicU64,
     /// Rate limits.
     pub limits: LimitMetrics,
+    /// Milliseconds from the commit of the served generation to its installation (-1: unknown).
+    snapshot_sync_ms: AtomicI64,
+    registry_head: AtomicI64,
+    /// Consumers that have a label of their own.
+    labelled: Mutex<HashSet<String>>,
+    consumer_limit: usize,
 }
 
 impl Default for Metrics {
@@ -394,6 +423,11 @@ impl Default for Metrics {
 
 impl Metrics {
     pub fn new() -> Self {
+        Self::with_consumer_limit(DEFAULT_CONSUMER_LIMIT)
+    }
+
+    /// Metrics that give at most `limit` consumers a label of their own.
+    pub fn with_consumer_limit(limit: usize) -> Self {
         Metrics {
             routes: RwLock::new(HashMap::new()),
             unrouted: Arc::new(RouteSeries::new()),
@@ -404,6 +438,10 @@ impl Metrics {
             snapshot_failures: AtomicU64::new(0),
             unchecked_schemas: AtomicU64::new(0),
             limits: LimitMetrics::new(),
+            snapshot_sync_ms: AtomicI64::new(-1),
+            registry_head: AtomicI64::new(0),
+            labelled: Mutex::new(HashSet::new()),
+            consumer_limit: limit,
         }
     }
 
@@ -411,6 +449,64 @@ impl Metrics {
     pub fn record_unchecked_schemas(&self, n: usize) {
         self.unchecked_schemas
             .store(u64::try_from(n).unwrap_or(u64::MAX), Ordering::Relaxed);
+    }
+
+    /// Counts one request of `consumer` (`None`: not identified) on a route's series. After
+    /// the first request of a consumer on a route this is a read lock and a hash lookup.
+    pub fn consumer_outcome(&self, series: &RouteSeries, consumer: Option<&str>, outcome: Outcome) {
+        let Some(name) = consumer else {
+            series.anonymous[outcome.index()].fetch_add(1, Ordering::Relaxed);
+            return;
+        };
+        let known = series
+            .consumers
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(name)
+            .cloned();
+        let counters = match known {
+            Some(c) => c,
+            None => {
+                let labelled = {
+                    let mut set = self.labelled.lock().unwrap_or_else(|e| e.into_inner());
+                    if set.contains(name) {
+                        true
+                    } else if set.len() < self.consumer_limit {
+                        set.insert(name.to_owned());
+                        true
+                    } else {
+                        false
+                    }
+                };
+                let mut map = series.consumers.write().unwrap_or_else(|e| e.into_inner());
+                map.entry(name.to_owned())
+                    .or_insert_with(|| {
+                        if labelled {
+                            Arc::new(Default::default())
+                        } else {
+                            series.other.clone()
+                        }
+                    })
+                    .clone()
+            }
+        };
+        counters[outcome.index()].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Records the newest registry generation the reloader has seen.
+    pub fn record_head(&self, seq: i64) {
+        self.registry_head.fetch_max(seq, Ordering::Relaxed);
+    }
+
+    /// Records how long the served snapshot took to arrive: from the commit of its newest
+    /// change (`committed_at`) to now, when it is installed.
+    pub fn record_sync(&self, committed_at: Option<OffsetDateTime>, installed_at: OffsetDateTime) {
+        let ms = committed_at.map_or(-1, |c| {
+            i64::try_from((installed_at - c).whole_milliseconds())
+                .unwrap_or(i64::MAX)
+                .max(0)
+        });
+        self.snapshot_sync_ms.store(ms, Ordering::Relaxed);
     }
 
     /// The series of a routed request; created on first use.
@@ -456,6 +552,7 @@ impl Metrics {
     pub fn record_snapshot(&self, generation: i64, built_at: OffsetDateTime) {
         self.snapshot_generation
             .store(generation, Ordering::Relaxed);
+        self.record_head(generation);
         let ms = i64::try_from(built_at.unix_timestamp_nanos() / 1_000_000).unwrap_or(0);
         self.snapshot_built_at_ms.store(ms, Ordering::Relaxed);
     }
@@ -504,6 +601,35 @@ impl Metrics {
                 }
             }
         }
+        out.push_str(
+            "# HELP gatehouse_consumer_requests_total Requests by API, major, consumer and outcome.\n",
+        );
+        out.push_str("# TYPE gatehouse_consumer_requests_total counter\n");
+        for (api, major, s) in &series {
+            let mut rows: Vec<(String, Arc<OutcomeCounters>)> = s
+                .consumers
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .iter()
+                .filter(|(_, c)| !Arc::ptr_eq(c, &s.other))
+                .map(|(name, c)| (escape(name), c.clone()))
+                .collect();
+            rows.sort_by(|a, b| a.0.cmp(&b.0));
+            let fixed = [("(none)", &s.anonymous), ("other", &*s.other)];
+            let named = rows.iter().map(|(n, c)| (n.as_str(), &**c));
+            for (consumer, counters) in named.chain(fixed) {
+                for outcome in Outcome::ALL {
+                    let n = counters[outcome.index()].load(Ordering::Relaxed);
+                    if n > 0 {
+                        let _ = writeln!(
+                            out,
+                            "gatehouse_consumer_requests_total{{api=\"{api}\",major=\"{major}\",consumer=\"{consumer}\",outcome=\"{}\"}} {n}",
+                            outcome.as_str()
+                        );
+                    }
+                }
+            }
+        }
         for (name, help, pick, bounds) in [
             (
                 "gatehouse_request_duration_seconds",
@@ -545,6 +671,7 @@ impl Metrics {
             );
         }
         let generation = self.snapshot_generation.load(Ordering::Relaxed);
+        let head = self.registry_head.load(Ordering::Relaxed).max(generation);
         let built_ms = self.snapshot_built_at_ms.load(Ordering::Relaxed);
         let now_ms = i64::try_from(now.unix_timestamp_nanos() / 1_000_000).unwrap_or(0);
         let age = if built_ms == 0 {
@@ -568,12 +695,29 @@ impl Metrics {
              gatehouse_snapshot_build_failures_total {}\n\
              # HELP gatehouse_validation_unchecked_schemas Schemas of the served snapshot that did not compile and are not checked.\n\
              # TYPE gatehouse_validation_unchecked_schemas gauge\n\
-             gatehouse_validation_unchecked_schemas {}\n",
+             gatehouse_validation_unchecked_schemas {}\n\
+             # HELP gatehouse_registry_head_generation Newest registry generation (change-log sequence) this node has seen.\n\
+             # TYPE gatehouse_registry_head_generation gauge\n\
+             gatehouse_registry_head_generation {head}\n\
+             # HELP gatehouse_snapshot_behind Registry generations committed but not yet in the snapshot being served.\n\
+             # TYPE gatehouse_snapshot_behind gauge\n\
+             gatehouse_snapshot_behind {}\n",
             self.in_flight.load(Ordering::Relaxed),
             self.snapshot_failures.load(Ordering::Relaxed),
             self.unchecked_schemas.load(Ordering::Relaxed),
+            (head - generation).max(0),
         );
         self.limits.render(&mut out);
+        let sync_ms = self.snapshot_sync_ms.load(Ordering::Relaxed);
+        if sync_ms >= 0 {
+            let _ = write!(
+                out,
+                "# HELP gatehouse_snapshot_sync_seconds For the snapshot being served: seconds from the commit of its newest registry change to its installation on this node.\n\
+                 # TYPE gatehouse_snapshot_sync_seconds gauge\n\
+                 gatehouse_snapshot_sync_seconds {}\n",
+                sync_ms as f64 / 1000.0
+            );
+        }
         out
     }
 }
@@ -678,6 +822,38 @@ mod tests {
         ] {
             assert!(text.lines().any(|l| l == line), "missing {line}\n{text}");
         }
+        // Consumers: the limit's worth get a label, the rest share `other`.
+        let m = Metrics::with_consumer_limit(2);
+        let s = m.route("orders", 1);
+        for c in ["b2b-portal", "edi", "marketplace", "b2b-portal"] {
+            m.consumer_outcome(&s, Some(c), Outcome::Proxied);
+        }
+        m.consumer_outcome(&s, Some("marketplace"), Outcome::Refused);
+        m.consumer_outcome(&s, Some("field-sales"), Outcome::Refused);
+        m.consumer_outcome(&s, None, Outcome::Refused);
+        m.record_head(9);
+        m.record_snapshot(7, datetime!(2026-03-02 12:00 UTC));
+        m.record_sync(
+            Some(datetime!(2026-03-02 11:59:59.750 UTC)),
+            datetime!(2026-03-02 12:00 UTC),
+        );
+        let consumers = m.render_at(datetime!(2026-03-02 12:00:03 UTC));
+        for line in [
+            "gatehouse_consumer_requests_total{api=\"orders\",major=\"1\",consumer=\"b2b-portal\",outcome=\"proxied\"} 2",
+            "gatehouse_consumer_requests_total{api=\"orders\",major=\"1\",consumer=\"edi\",outcome=\"proxied\"} 1",
+            "gatehouse_consumer_requests_total{api=\"orders\",major=\"1\",consumer=\"other\",outcome=\"proxied\"} 1",
+            "gatehouse_consumer_requests_total{api=\"orders\",major=\"1\",consumer=\"other\",outcome=\"refused\"} 2",
+            "gatehouse_consumer_requests_total{api=\"orders\",major=\"1\",consumer=\"(none)\",outcome=\"refused\"} 1",
+            "gatehouse_registry_head_generation 9",
+            "gatehouse_snapshot_behind 2",
+            "gatehouse_snapshot_sync_seconds 0.25",
+        ] {
+            assert!(
+                consumers.lines().any(|l| l == line),
+                "missing {line}\n{consumers}"
+            );
+        }
+        assert!(!consumers.contains("marketplace"));
         // Every sample line is `name{labels} value` or `name value`.
         for l in text.lines().filter(|l| !l.starts_with('#')) {
             let (_, value) = l.rsplit_once(' ').unwrap();

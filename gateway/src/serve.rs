@@ -2,12 +2,17 @@
 //!
 //! Start-up: open the store (migrations run), take `GATEHOUSE_BOOTSTRAP_TOKEN`, seed an
 //! empty registry from the bundled catalog, then start the control plane (admin API,
-//! snapshot reloader) on its own small tokio runtime and the proxy on Pingora's. Shutdown:
-//! SIGTERM lets Pingora drain in-flight requests, then the control plane stops.
+//! snapshot reloader, access-log writer) on its own small tokio runtime and the proxy on
+//! Pingora's. Shutdown: SIGTERM lets Pingora drain in-flight requests (each one's access
+//! record is handed over as it ends); then the access-log writer flushes everything queued
+//! into the store (or, if the store is down, the spool on disk); then the control plane
+//! stops.
 
 use anyhow::Context;
+use gatehouse_gateway::access::AccessLog;
 use gatehouse_gateway::config::ServeConfig;
 use gatehouse_gateway::limits::redis::Cluster;
+use gatehouse_gateway::metrics::Metrics;
 use gatehouse_gateway::node::Node;
 use gatehouse_registry::admin::{self, AdminState};
 use gatehouse_registry::model::Actor;
@@ -39,7 +44,11 @@ pub fn run(config: ServeConfig) -> anyhow::Result<()> {
         )),
         None => None,
     };
-    let node = Arc::new(Node::with_cluster(config.role, cluster));
+    let node = Arc::new(Node::build(
+        config.role,
+        Metrics::with_consumer_limit(config.metrics_consumers),
+        cluster,
+    ));
     let (stop_tx, stop_rx) = watch::channel(false);
     let limits_task = if config.role.runs_proxy() {
         rt.block_on(node.limits().start(store.as_ref()));
@@ -47,6 +56,19 @@ pub fn run(config: ServeConfig) -> anyhow::Result<()> {
     } else {
         None
     };
+
+    // The access log runs where the proxy runs. Its writer has its own stop signal: it must
+    // outlive the proxy's drain to flush the last records.
+    let (writer_stop_tx, writer_stop_rx) = watch::channel(false);
+    let (access, writer_task) = match (&config.access_log, config.role.runs_proxy()) {
+        (Some(access_config), true) => {
+            let (log, writer) = AccessLog::start(access_config.clone(), store.clone())
+                .context("cannot open the access-log spool")?;
+            (log, Some(rt.spawn(writer.run(writer_stop_rx))))
+        }
+        _ => (AccessLog::disabled(), None),
+    };
+    node.set_access(access.stats().clone());
 
     let admin_task = if config.role.runs_admin() {
         let listener = rt
@@ -75,13 +97,31 @@ pub fn run(config: ServeConfig) -> anyhow::Result<()> {
 
     if config.role.runs_proxy() {
         tracing::info!(address = %config.proxy_listen, "gateway listening");
-        gatehouse_gateway::run_proxy(&config, &rt, store.clone(), node.clone(), stop_rx.clone())
-            .context("the gateway stopped with an error")?;
+        gatehouse_gateway::run_proxy(
+            &config,
+            &rt,
+            store.clone(),
+            node.clone(),
+            stop_rx.clone(),
+            access,
+        )
+        .context("the gateway stopped with an error")?;
     } else {
         rt.block_on(wait_for_signal());
     }
 
     tracing::info!("shutting down");
+    let _ = writer_stop_tx.send(true);
+    if let Some(task) = writer_task {
+        // Flushing waits for the store for at most its timeout per batch plus a few seconds
+        // of replay; whatever is left is already safe in the spool.
+        let flushed = rt.block_on(async {
+            tokio::time::timeout(std::time::Duration::from_secs(60), task).await
+        });
+        if flushed.is_err() {
+            tracing::error!("the access-log writer did not finish flushing in time");
+        }
+    }
     let _ = stop_tx.send(true);
     if let Some(task) = admin_task {
         let _ = rt.block_on(async {

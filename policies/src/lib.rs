@@ -10,6 +10,7 @@
 //! - [`lint`]: the governance ruleset a spec must pass before it is published.
 //! - [`openapi`]: the one OpenAPI model (3.0 and 3.1) and spec ingest.
 //! - [`problem`]: RFC 9457 problem details, the shape of every refusal.
+//! - [`redact`]: what of a request may be written down (sensitive query values removed).
 //! - [`routing`]: request-path normalisation and the choice of API and major.
 //! - [`lifecycle`]: `Deprecation`/`Sunset`/`Link` headers and the 410 decision.
 //! - [`validate`]: request and response validation against an operation, compiled once.
@@ -23,5 +24,6 @@ pub mod lint;
 pub mod openapi;
 pub mod problem;
 pub mod ratelimit;
+pub mod redact;
 pub mod routing;
 pub mod validate;

@@ -3,6 +3,8 @@
 //! roles), and what the gateway is compiled from (the snapshot).
 //!
 //! - [`model`]: the domain records.
+//! - [`access`]: access records (one per gateway request), their filters and exports.
+//! - [`audit`]: change-log verification and the deprecation-readiness report.
 //! - [`store`]: the `Store` trait and its SQLite and PostgreSQL implementations.
 //! - [`service`]: the operations with their role checks and validation ([`Registry`]).
 //! - [`catalog`]: declarative catalogs (`gatehouse apply`, seeding).
@@ -11,7 +13,9 @@
 //! - [`credentials`]: the snapshot's identity index (keys, issuers, subscriptions).
 //! - [`snapshot`]: the immutable, compiled view the gateway serves from.
 
+pub mod access;
 pub mod admin;
+pub mod audit;
 pub mod catalog;
 pub mod credentials;
 pub mod error;

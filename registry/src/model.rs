@@ -576,6 +576,9 @@ pub fn from_unix_ms(ms: i64) -> OffsetDateTime {
 pub struct Contents {
     /// The change-log sequence this read reflects; the snapshot generation.
     pub generation: i64,
+    /// When the change-log entry `generation` was committed (`None` for an empty log): the
+    /// gateway measures how long a change took to reach its snapshot from it.
+    pub generation_at: Option<OffsetDateTime>,
     pub teams: Vec<Team>,
     pub apis: Vec<Api>,
     pub versions: Vec<Version>,

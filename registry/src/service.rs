@@ -2,10 +2,15 @@
 //! records. The admin API and the catalog reconciler both call these; the store below only
 //! keeps integrity.
 
+pub use crate::audit::{BadEntry, ChainReport, DeprecationReport};
+
+use crate::access::{AccessFilter, AccessRecord};
+use crate::audit;
 use crate::error::{Forced, Instant, RegistryError, Result};
 use crate::model::*;
 use crate::secret::{self, SecretKind};
-use crate::store::{ChangeFilter, Store, StoreError};
+use crate::store::{ChangeFilter, PageRequest, Store, StoreError};
+use futures::stream::BoxStream;
 use gatehouse_policies::diff::{self, Finding, Report, Summary};
 use gatehouse_policies::document::Limits;
 use gatehouse_policies::lint::{self, LintOptions, LintReport, Ruleset};
@@ -1542,18 +1547,23 @@ impl Registry {
         Ok(self.store.list_changes(filter).await?)
     }
 
-    /// Walks the whole change log and checks every link and hash.
-    pub async fn verify_changes(&self, actor: &Actor) -> Result<ChainReport> {
+    /// Walks the whole change log and checks every link and hash; names the first entry
+    /// edited, removed or reordered. With `anchor` (a head hash kept outside the system), also
+    /// checks that the log still reaches it: a log cut short is otherwise undetectable.
+    pub async fn verify_changes(&self, actor: &Actor, anchor: Option<&str>) -> Result<ChainReport> {
         self.authorize(actor, Permission::Read, None)?;
         let mut report = ChainReport {
             ok: true,
             entries: 0,
+            head_seq: 0,
             head: ChangeEntry::GENESIS.to_owned(),
             first_bad: None,
+            anchor: None,
         };
+        let mut anchor_at = None;
         let mut after = None;
         let mut expected_seq = 1;
-        loop {
+        'walk: loop {
             let page = self
                 .store
                 .list_changes(&ChangeFilter {
@@ -1567,32 +1577,96 @@ impl Registry {
             }
             for e in &page {
                 report.entries += 1;
-                let problem = if e.seq != expected_seq {
-                    Some(format!(
-                        "expected entry {expected_seq}, found {}: an entry was removed or reordered",
-                        e.seq
-                    ))
-                } else if e.prev_hash != report.head {
-                    Some("its prev_hash does not match the previous entry: an entry was removed, reordered or edited".to_owned())
-                } else if e.compute_hash() != e.hash {
-                    Some("its content does not match its hash: the entry was edited".to_owned())
+                // The predecessor is looked up only when the link is broken.
+                let predecessor = if e.seq == expected_seq && e.prev_hash != report.head {
+                    self.store.find_change(&e.prev_hash).await?
                 } else {
                     None
                 };
-                if let Some(message) = problem {
+                if let Some(bad) =
+                    audit::classify(expected_seq, &report.head, e, predecessor.as_ref())
+                {
                     report.ok = false;
-                    report.first_bad = Some(BadEntry {
-                        seq: e.seq,
-                        message,
-                    });
-                    return Ok(report);
+                    report.first_bad = Some(bad);
+                    break 'walk;
+                }
+                if anchor == Some(e.hash.as_str()) {
+                    anchor_at = Some(e.seq);
                 }
                 report.head = e.hash.clone();
+                report.head_seq = e.seq;
                 expected_seq = e.seq + 1;
             }
             after = page.last().map(|e| e.seq);
         }
+        if let Some(anchor) = anchor {
+            audit::check_anchor(&mut report, anchor, anchor_at);
+        }
         Ok(report)
+    }
+
+    // -- access log ----------------------------------------------------------------------
+
+    /// One page of the access log (every role may read it; only the gateway writes it).
+    pub async fn list_access(
+        &self,
+        actor: &Actor,
+        filter: &AccessFilter,
+    ) -> Result<Vec<AccessRecord>> {
+        self.authorize(actor, Permission::Read, None)?;
+        Ok(self.store.list_access(filter).await?)
+    }
+
+    /// The whole access log matching `filter`, streamed (for exports).
+    pub fn stream_access(
+        &self,
+        actor: &Actor,
+        filter: AccessFilter,
+    ) -> Result<BoxStream<'static, std::result::Result<AccessRecord, StoreError>>> {
+        self.authorize(actor, Permission::Read, None)?;
+        Ok(self.store.stream_access(filter))
+    }
+
+    /// For each deprecated version: the consumers still calling it, per operation, over the
+    /// last 7 and 30 days, and the days left to its sunset.
+    pub async fn deprecation_report(
+        &self,
+        actor: &Actor,
+        now: OffsetDateTime,
+    ) -> Result<DeprecationReport> {
+        self.authorize(actor, Permission::Read, None)?;
+        let mut items = Vec::new();
+        let mut page = PageRequest {
+            after: None,
+            limit: 1000,
+        };
+        loop {
+            let apis = self.store.list_apis(&page).await?;
+            for api in &apis {
+                for v in self.store.list_versions(&api.slug).await? {
+                    if v.state != LifecycleState::Deprecated {
+                        continue;
+                    }
+                    let month = self
+                        .store
+                        .operation_callers(&v.api, v.major, now - time::Duration::days(30))
+                        .await?;
+                    let week = self
+                        .store
+                        .operation_callers(&v.api, v.major, now - time::Duration::days(7))
+                        .await?;
+                    items.push(audit::deprecated_version(&v, &month, &week, now));
+                }
+            }
+            match apis.last() {
+                Some(last) if apis.len() >= 1000 => page.after = Some(last.slug.clone()),
+                _ => break,
+            }
+        }
+        Ok(DeprecationReport {
+            generated_at: now,
+            items,
+        })
     }
 }
 
@@ -1619,22 +1693,6 @@ pub fn authorize(actor: &Actor, permission: Permission, team: Option<&str>) -> R
             action: permission.words().to_owned(),
         })
     }
-}
-
-/// The outcome of walking the change log's hash chain.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct ChainReport {
-    pub ok: bool,
-    pub entries: u64,
-    /// The hash of the last good entry: anchor it outside the system to detect truncation.
-    pub head: String,
-    pub first_bad: Option<BadEntry>,
-}
-
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct BadEntry {
-    pub seq: i64,
-    pub message: String,
 }
 
 /// One `{entity, system}` of `PUT /apis/{slug}/systems-of-record`.

@@ -233,7 +233,17 @@ pub struct OperationEntry {
     pub validator: Option<Arc<CompiledOperation>>,
     /// What the operation's OpenAPI `security` requires (credential kind and scopes).
     pub security: SecurityPolicy,
+    /// Query parameters declared `x-sensitive: true`: their values never reach the access
+    /// log (names that look like credentials are redacted anyway).
+    pub sensitive_query: Vec<String>,
     // ROOM(validation): the compiled parameter and body validators of this operation.
+}
+
+impl OperationEntry {
+    /// Whether the spec marks the query parameter `name` sensitive.
+    pub fn is_sensitive_query(&self, name: &str) -> bool {
+        self.sensitive_query.iter().any(|n| n == name)
+    }
 }
 
 /// The example responses of an operation.
@@ -911,7 +921,25 @@ fn compile_operation(doc: &Document, op: &Operation) -> OperationEntry {
         mocks: compile_mocks(op),
         validator: None,
         security: SecurityPolicy::compile(op.effective_security(doc), &doc.security_schemes),
+        sensitive_query: sensitive_query(op, doc),
     }
+}
+
+/// The query parameters whose declaration (where it sits in the document, `$ref`s already
+/// followed) says `x-sensitive: true`.
+fn sensitive_query(op: &Operation, doc: &Document) -> Vec<String> {
+    op.parameters
+        .iter()
+        .filter(|p| p.location == openapi::ParamIn::Query)
+        .filter(|p| {
+            doc.tree
+                .pointer(&p.pointer)
+                .and_then(|decl| decl.get("x-sensitive"))
+                .and_then(serde_json::Value::as_bool)
+                == Some(true)
+        })
+        .map(|p| p.name.clone())
+        .collect()
 }
 
 fn compile_mocks(op: &Operation) -> MockSet {
@@ -1413,5 +1441,35 @@ mod tests {
             )
         );
         assert_eq!(positional_route("/files/{name}.json").0, "/files/{p2}.json");
+    }
+
+    #[test]
+    fn query_parameters_marked_sensitive_are_known_per_operation() {
+        let doc = openapi::parse_value(serde_json::json!({
+            "openapi": "3.1.0",
+            "info": {"title": "t", "version": "1.0.0"},
+            "components": {"parameters": {"Ssn": {
+                "name": "ssn", "in": "query", "x-sensitive": true, "schema": {"type": "string"}
+            }}},
+            "paths": {"/people": {
+                "parameters": [{"name": "otp", "in": "query", "x-sensitive": true}],
+                "get": {
+                    "parameters": [
+                        {"$ref": "#/components/parameters/Ssn"},
+                        {"name": "name", "in": "query"},
+                        {"name": "x-trace", "in": "header", "x-sensitive": true}
+                    ],
+                    "responses": {"200": {"description": "ok"}}
+                }
+            }}
+        }))
+        .unwrap();
+        let (_, paths) = compile_router(&doc).unwrap();
+        let op = &paths[0].operations[0];
+        let mut names = op.sensitive_query.clone();
+        names.sort();
+        assert_eq!(names, ["otp", "ssn"]);
+        assert!(op.is_sensitive_query("ssn"));
+        assert!(!op.is_sensitive_query("name"));
     }
 }

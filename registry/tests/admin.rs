@@ -636,6 +636,8 @@ const ROUTES: &[(&str, &str)] = &[
     ("POST", "/apply"),
     ("GET", "/audit/changes"),
     ("GET", "/audit/changes/verify"),
+    ("GET", "/audit/access"),
+    ("GET", "/reports/deprecations"),
 ];
 
 /// The routes that answer without a token.

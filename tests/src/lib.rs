@@ -4,6 +4,8 @@
 //!
 //! Tests poll with a deadline ([`eventually`]) and never sleep for a fixed time.
 
+pub mod pg;
+
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
@@ -580,6 +582,10 @@ pub struct ServeOptions {
     pub env: Vec<(&'static str, String)>,
     /// `--redis-url`: cluster-wide rate limits.
     pub redis_url: Option<String>,
+    /// A TOML configuration written to the data dir and passed with `--config`.
+    pub config_toml: Option<String>,
+    /// More command-line arguments of `serve`.
+    pub args: Vec<String>,
 }
 
 impl Default for ServeOptions {
@@ -590,6 +596,8 @@ impl Default for ServeOptions {
             role: "all",
             env: Vec::new(),
             redis_url: None,
+            config_toml: None,
+            args: Vec::new(),
         }
     }
 }
@@ -653,8 +661,15 @@ impl GatehouseProcess {
             .open(dir.join("gatehouse.log"))
             .expect("log file");
         let mut cmd = std::process::Command::new(gatehouse_bin());
-        cmd.arg("serve")
-            .arg("--data-dir")
+        if let Some(toml) = &opts.config_toml {
+            let path = dir.join("gatehouse.toml");
+            std::fs::write(&path, toml).expect("write config");
+            cmd.arg("serve").arg("--config").arg(path);
+        } else {
+            cmd.arg("serve");
+        }
+        cmd.args(&opts.args);
+        cmd.arg("--data-dir")
             .arg(dir)
             .arg("--proxy-listen")
             .arg(proxy.to_string())
@@ -727,6 +742,9 @@ impl GatehouseProcess {
     }
 
     fn stop(&mut self) {
+        if let Ok(Some(_)) = self.child.try_wait() {
+            return;
+        }
         let _ = std::process::Command::new("kill")
             .args(["-INT", &self.child.id().to_string()])
             .status();
@@ -747,6 +765,55 @@ impl GatehouseProcess {
 
     pub fn admin_url(&self, path: &str) -> String {
         format!("http://{}{}", self.admin, path)
+    }
+
+    /// The process id (for `/proc/<pid>/status`).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The node's data dir (SQLite database, access-log spool, logs).
+    pub fn data_dir(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+
+    /// `sqlite://…` of the node's default database.
+    pub fn sqlite_url(&self) -> String {
+        format!(
+            "sqlite://{}",
+            self.dir.path().join("gatehouse.db").display()
+        )
+    }
+
+    /// Resident memory of the process in KiB (`VmRSS`), 0 once it is gone.
+    pub fn rss_kib(&self) -> u64 {
+        std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find_map(|l| l.strip_prefix("VmRSS:"))
+                    .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            })
+            .unwrap_or(0)
+    }
+
+    /// Stops the process gracefully (SIGTERM) and waits for it to exit; returns whether it
+    /// exited successfully. The data dir stays until the value is dropped.
+    pub fn terminate(&mut self, deadline: Duration) -> bool {
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let end = Instant::now() + deadline;
+        while Instant::now() < end {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status.success();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!(
+            "gatehouse serve did not stop within {deadline:?}:\n{}",
+            self.logs()
+        );
     }
 
     /// What the process printed so far.
@@ -861,6 +928,17 @@ impl Admin {
 
     pub async fn get(&self, path: &str) -> (u16, Value) {
         self.send(reqwest::Method::GET, path, None).await
+    }
+
+    /// A GET with an `Accept` header, answering the raw response (for exports).
+    pub async fn get_accept(&self, path: &str, accept: &str) -> reqwest::Response {
+        self.http
+            .get(format!("{}{}", self.base, path))
+            .bearer_auth(&self.token)
+            .header("accept", accept)
+            .send()
+            .await
+            .expect("admin request")
     }
 
     /// Registers team (if needed), API `slug` and publishes `version` of the echo spec,

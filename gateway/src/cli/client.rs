@@ -21,6 +21,8 @@ pub enum ClientError {
     },
     #[error("the admin API answered {status} with a body that is not JSON")]
     NotJson { status: u16 },
+    #[error("cannot write the output: {source}")]
+    Output { source: std::io::Error },
 }
 
 impl ClientError {
@@ -77,6 +79,38 @@ impl AdminClient {
             return Err(refusal(status, &bytes));
         }
         Ok(bytes.to_vec())
+    }
+
+    /// GET, copying the body to `out` chunk by chunk as it arrives (exports of any size).
+    pub async fn download(
+        &self,
+        path: &str,
+        accept: &str,
+        out: &mut dyn std::io::Write,
+    ) -> Result<u64, ClientError> {
+        let connect = |source| ClientError::Connect {
+            url: self.base.clone(),
+            source,
+        };
+        let mut response = self
+            .authorize(self.http.get(self.url(path)).header("accept", accept))
+            .send()
+            .await
+            .map_err(connect)?;
+        let status = response.status().as_u16();
+        if status >= 400 {
+            let bytes = response.bytes().await.map_err(connect)?;
+            return Err(refusal(status, &bytes));
+        }
+        let mut copied = 0;
+        while let Some(chunk) = response.chunk().await.map_err(connect)? {
+            out.write_all(&chunk)
+                .map_err(|source| ClientError::Output { source })?;
+            copied += chunk.len() as u64;
+        }
+        out.flush()
+            .map_err(|source| ClientError::Output { source })?;
+        Ok(copied)
     }
 
     pub async fn post(&self, path: &str, body: &Value) -> Result<Value, ClientError> {

@@ -83,6 +83,26 @@ enum Command {
     /// Auditor queries.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Reports that join runtime traffic with the registry.
+    #[command(subcommand)]
+    Reports(ReportsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum ReportsCommand {
+    /// Per deprecated version: who still calls it, per operation, and the days to sunset.
+    Deprecations,
+}
+
+/// How `audit access` prints records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum AccessFormat {
+    /// A page as a table (`--limit` records at most).
+    Table,
+    /// Every matching record as CSV, streamed.
+    Csv,
+    /// Every matching record as JSON lines, streamed.
+    Ndjson,
 }
 
 #[derive(Debug, Subcommand)]
@@ -311,8 +331,73 @@ enum AuditCommand {
         #[arg(long, default_value_t = 100)]
         limit: u32,
     },
-    /// Walk the change log's hash chain; exit 1 when it is broken.
-    Verify,
+    /// Walk the change log's hash chain; exit 1 when it is broken. Prints the head hash:
+    /// keep it outside the system and pass it back with `--anchor` to detect truncation.
+    Verify {
+        /// A head hash printed by an earlier `verify`: the log must still contain it.
+        #[arg(long)]
+        anchor: Option<String>,
+    },
+    /// The access log: who called what, when, with what outcome.
+    Access {
+        /// Records of the last DURATION (e.g. 90s, 15m, 24h, 7d).
+        #[arg(long, conflicts_with = "from")]
+        since: Option<String>,
+        /// Records at or after this time (RFC 3339 or YYYY-MM-DD).
+        #[arg(long)]
+        from: Option<String>,
+        /// Records before this time (RFC 3339 or YYYY-MM-DD).
+        #[arg(long)]
+        to: Option<String>,
+        #[arg(long)]
+        consumer: Option<String>,
+        #[arg(long)]
+        api: Option<String>,
+        #[arg(long)]
+        major: Option<u64>,
+        /// A status (404) or a class (5xx).
+        #[arg(long)]
+        status: Option<String>,
+        /// allowed, refused or failed.
+        #[arg(long)]
+        decision: Option<String>,
+        /// Table: records shown (default 100, at most 1000). Exports: all unless given.
+        #[arg(long)]
+        limit: Option<u32>,
+        #[arg(long, value_enum, default_value_t = AccessFormat::Table)]
+        format: AccessFormat,
+    },
+}
+
+/// `90s`, `15m`, `24h`, `7d` as a duration.
+fn parse_since(text: &str) -> anyhow::Result<time::Duration> {
+    let bad = || anyhow::anyhow!("--since `{text}`: use a number and s, m, h or d (e.g. 24h)");
+    let split = text.len().checked_sub(1).ok_or_else(bad)?;
+    let (number, unit) = text.split_at(split);
+    let n: i64 = number.parse().map_err(|_| bad())?;
+    if n < 0 {
+        return Err(bad());
+    }
+    Ok(match unit {
+        "s" => time::Duration::seconds(n),
+        "m" => time::Duration::minutes(n),
+        "h" => time::Duration::hours(n),
+        "d" => time::Duration::days(n),
+        _ => return Err(bad()),
+    })
+}
+
+/// A query-string value, percent-encoded except for unreserved characters.
+fn query_value(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for b in value.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b':') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 /// Runs a parsed command line.
@@ -540,28 +625,81 @@ async fn client_command(c: &AdminClient, cli: &Cli) -> anyhow::Result<ExitCode> 
                 &["seq", "at", "actor", "role", "action", "target", "reason"],
             );
         }
-        Command::Audit(AuditCommand::Verify) => {
-            let v = c.get("/audit/changes/verify").await?;
+        Command::Audit(AuditCommand::Verify { anchor }) => {
+            let path = match anchor {
+                Some(a) => format!("/audit/changes/verify?anchor={}", query_value(a)),
+                None => "/audit/changes/verify".to_owned(),
+            };
+            let v = c.get(&path).await?;
             match out {
                 Output::Json => print_json(&v),
-                Output::Table => {
-                    if v["ok"].as_bool() == Some(true) {
-                        println!(
-                            "change log intact: {} entries; head {}",
-                            v["entries"],
-                            v["head"].as_str().unwrap_or("")
-                        );
-                    } else {
-                        println!(
-                            "change log BROKEN at entry {}: {}",
-                            v["first_bad"]["seq"],
-                            v["first_bad"]["message"].as_str().unwrap_or("")
-                        );
-                    }
-                }
+                Output::Table => print_verify(&v),
             }
             if v["ok"].as_bool() != Some(true) {
                 return Ok(ExitCode::from(1));
+            }
+        }
+        Command::Audit(AuditCommand::Access {
+            since,
+            from,
+            to,
+            consumer,
+            api,
+            major,
+            status,
+            decision,
+            limit,
+            format,
+        }) => {
+            let from = match since {
+                Some(s) => Some(
+                    (time::OffsetDateTime::now_utc() - parse_since(s)?)
+                        .format(&time::format_description::well_known::Rfc3339)?,
+                ),
+                None => from.clone(),
+            };
+            let mut q = Vec::new();
+            let major = major.map(|m| m.to_string());
+            for (k, v) in [
+                ("from", from.as_ref()),
+                ("to", to.as_ref()),
+                ("consumer", consumer.as_ref()),
+                ("api", api.as_ref()),
+                ("major", major.as_ref()),
+                ("status", status.as_ref()),
+                ("decision", decision.as_ref()),
+            ] {
+                if let Some(v) = v {
+                    q.push(format!("{k}={}", query_value(v)));
+                }
+            }
+            match format {
+                AccessFormat::Table => {
+                    q.push(format!("limit={}", limit.unwrap_or(100)));
+                    let v = c.get(&format!("/audit/access?{}", q.join("&"))).await?;
+                    print_access(&v, out);
+                }
+                AccessFormat::Csv | AccessFormat::Ndjson => {
+                    if let Some(l) = limit {
+                        q.push(format!("limit={l}"));
+                    }
+                    let accept = if *format == AccessFormat::Csv {
+                        "text/csv"
+                    } else {
+                        "application/x-ndjson"
+                    };
+                    let stdout = std::io::stdout();
+                    let mut lock = std::io::BufWriter::new(stdout.lock());
+                    c.download(&format!("/audit/access?{}", q.join("&")), accept, &mut lock)
+                        .await?;
+                }
+            }
+        }
+        Command::Reports(ReportsCommand::Deprecations) => {
+            let v = c.get("/reports/deprecations").await?;
+            match out {
+                Output::Json => print_json(&v),
+                Output::Table => print_deprecations(&v),
             }
         }
     }
@@ -894,6 +1032,133 @@ fn print_object(v: &Value, out: Output) {
     }
 }
 
+fn print_verify(v: &Value) {
+    if v["ok"].as_bool() == Some(true) {
+        println!(
+            "change log intact: {} entries; head (entry {}) {}",
+            v["entries"],
+            v["head_seq"],
+            v["head"].as_str().unwrap_or("")
+        );
+        if v["anchor"]["found"].as_bool() == Some(true) {
+            println!("anchor found at entry {}", v["anchor"]["seq"]);
+        }
+        println!(
+            "keep the head hash outside Gatehouse; later run `gatehouse audit verify --anchor <hash>`"
+        );
+    } else {
+        println!(
+            "change log BROKEN: entry {} was {}: {}",
+            v["first_bad"]["seq"],
+            v["first_bad"]["kind"].as_str().unwrap_or("tampered with"),
+            v["first_bad"]["message"].as_str().unwrap_or("")
+        );
+        println!(
+            "entries up to {} are intact; their head is {}",
+            v["head_seq"],
+            v["head"].as_str().unwrap_or("")
+        );
+    }
+}
+
+fn print_access(v: &Value, out: Output) {
+    if out == Output::Json {
+        print_json(v);
+        return;
+    }
+    let items = v["items"].as_array().map(Vec::as_slice).unwrap_or_default();
+    let mut table = Table::new();
+    table.load_preset(comfy_table::presets::NOTHING);
+    table.set_header([
+        "AT",
+        "CONSUMER",
+        "API",
+        "MAJOR",
+        "OPERATION",
+        "METHOD",
+        "STATUS",
+        "DECISION",
+        "MS",
+        "REQUEST_ID",
+    ]);
+    for r in items {
+        let ms = r["duration_us"]
+            .as_u64()
+            .map_or(String::new(), |us| format!("{:.1}", us as f64 / 1000.0));
+        table.add_row(vec![
+            cell(&r["at"]),
+            cell(&r["consumer"]),
+            cell(&r["api"]),
+            cell(&r["major"]),
+            cell(&r["operation"]),
+            cell(&r["method"]),
+            cell(&r["status"]),
+            cell(&r["decision"]),
+            ms,
+            cell(&r["request_id"]),
+        ]);
+    }
+    println!("{table}");
+    if let Some(next) = v["next_cursor"].as_str() {
+        eprintln!("more records: narrow the filters, or export with --format csv (cursor {next})");
+    }
+}
+
+fn print_deprecations(v: &Value) {
+    let items = v["items"].as_array().map(Vec::as_slice).unwrap_or_default();
+    if items.is_empty() {
+        println!("no deprecated versions");
+        return;
+    }
+    for d in items {
+        let days = match d["days_to_sunset"].as_i64() {
+            Some(n) if n < 0 => format!("sunset passed {} days ago", -n),
+            Some(n) => format!("{n} days to sunset"),
+            None => "no sunset set".to_owned(),
+        };
+        println!(
+            "{} {} (v{}): {}; {} calls in 7 days, {} in 30 days{}",
+            cell(&d["api"]),
+            cell(&d["version"]),
+            cell(&d["major"]),
+            days,
+            d["calls_7d"],
+            d["calls_30d"],
+            if d["ready"].as_bool() == Some(true) {
+                ": nobody called it in 30 days"
+            } else {
+                ""
+            }
+        );
+        let mut table = Table::new();
+        table.load_preset(comfy_table::presets::NOTHING);
+        table.set_header(["  CONSUMER", "OPERATION", "7 DAYS", "30 DAYS", "LAST SEEN"]);
+        for c in d["consumers"]
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+        {
+            let name = c["consumer"].as_str().unwrap_or("(anonymous)");
+            for op in c["operations"]
+                .as_array()
+                .map(Vec::as_slice)
+                .unwrap_or_default()
+            {
+                table.add_row(vec![
+                    format!("  {name}"),
+                    cell(&op["operation"]),
+                    cell(&op["calls_7d"]),
+                    cell(&op["calls_30d"]),
+                    cell(&op["last_seen"]),
+                ]);
+            }
+        }
+        if d["calls_30d"].as_u64().unwrap_or(0) > 0 {
+            println!("{table}");
+        }
+    }
+}
+
 fn print_apply(report: &Value, out: Output) {
     if out == Output::Json {
         print_json(report);
@@ -920,5 +1185,29 @@ fn print_apply(report: &Value, out: Output) {
             s["target"].as_str().unwrap_or(""),
             s["detail"].as_str().unwrap_or("")
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn since_durations() {
+        assert_eq!(parse_since("24h").unwrap(), time::Duration::hours(24));
+        assert_eq!(parse_since("7d").unwrap(), time::Duration::days(7));
+        assert_eq!(parse_since("90s").unwrap(), time::Duration::seconds(90));
+        for bad in ["", "h", "24", "-1h", "3w"] {
+            assert!(parse_since(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn query_values_are_encoded() {
+        assert_eq!(
+            query_value("2026-03-02T12:00:00+01:00"),
+            "2026-03-02T12:00:00%2B01:00"
+        );
+        assert_eq!(query_value("a b&c"), "a%20b%26c");
     }
 }

@@ -17,9 +17,10 @@
 //! | `response_filter` | before the response header goes downstream | `X-Request-Id`, lifecycle headers, `RateLimit-Policy`/`RateLimit`, hop-by-hop fields removed; response validation starts (`enforce` holds the header) |
 //! | `response_body_filter` | per response body chunk | response validation (`report` collects, `enforce` holds; judged at the end) |
 //! | `fail_to_proxy` | the request failed for good | the 502/503/504 problem+json answer |
-//! | `logging` | once, at the very end | first writes a response `enforce` held ([`validate::release`]: no later async hook exists), then metrics (later: the access record) |
+//! | `logging` | once, at the very end | first writes a response `enforce` held ([`validate::release`]: no later async hook exists), then metrics, the access record (`record.rs`), the request's debug log line |
 
 mod headers;
+mod record;
 mod respond;
 mod route;
 mod upstream;
@@ -29,13 +30,16 @@ pub use headers::{CREDENTIAL_HEADERS, MockPreference};
 pub use respond::{GatewayError, Reply};
 pub use route::{Refusal, Routed, route};
 
+use crate::access::AccessLog;
 use crate::holder::{Live, SnapshotHolder};
 use crate::identity::{Caller, Identity};
 use crate::limits::{RateLimits, Verdict};
 use crate::metrics::{Metrics, Outcome, RouteSeries, UpstreamErrorKind};
 use async_trait::async_trait;
 use bytes::Bytes;
-use gatehouse_registry::snapshot::{TargetKind, UpstreamEntry};
+use gatehouse_policies::problem::ProblemKind;
+use gatehouse_registry::access::AccessFlags;
+use gatehouse_registry::snapshot::{MajorEntry, TargetKind, UpstreamEntry};
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::proxy::{FailToProxy, HttpProxy, ProxyHttp, Session};
 use pingora::server::configuration::ServerConf;
@@ -55,10 +59,11 @@ pub struct Gateway {
     metrics: Arc<Metrics>,
     identity: Arc<Identity>,
     limits: Arc<RateLimits>,
+    access: AccessLog,
 }
 
 impl Gateway {
-    /// A gateway with local rate limits.
+    /// A gateway with local rate limits and no access log.
     pub fn new(holder: Arc<SnapshotHolder>, identity: Arc<Identity>) -> Self {
         let limits = Arc::new(RateLimits::local(holder.metrics().clone()));
         Self::with_limits(holder, identity, limits)
@@ -76,7 +81,15 @@ impl Gateway {
             metrics,
             identity,
             limits,
+            access: AccessLog::disabled(),
         }
+    }
+
+    /// Emits one access record per request into `access`.
+    #[must_use]
+    pub fn with_access_log(mut self, access: AccessLog) -> Self {
+        self.access = access;
+        self
     }
 }
 
@@ -106,11 +119,21 @@ pub fn proxy_service_with_limits(
     limits: Arc<RateLimits>,
     listen: &str,
 ) -> Service<HttpProxy<Gateway>> {
-    let mut svc = pingora::proxy::http_proxy_service_with_name(
+    gateway_service(
         server_conf,
         Gateway::with_limits(holder, identity, limits),
-        "gatehouse proxy",
-    );
+        listen,
+    )
+}
+
+/// [`proxy_service`] for a gateway built by the caller (e.g. with an access log).
+pub fn gateway_service(
+    server_conf: &Arc<ServerConf>,
+    gateway: Gateway,
+    listen: &str,
+) -> Service<HttpProxy<Gateway>> {
+    let mut svc =
+        pingora::proxy::http_proxy_service_with_name(server_conf, gateway, "gatehouse proxy");
     svc.add_tcp(listen);
     svc
 }
@@ -139,6 +162,8 @@ impl Tried {
 #[derive(Debug)]
 pub struct RequestCtx {
     started: Instant,
+    /// Wall-clock arrival, for the access record.
+    started_at: SystemTime,
     /// `X-Request-Id`: the client's, or a new UUIDv7.
     pub request_id: String,
     /// The `traceparent` forwarded upstream.
@@ -166,12 +191,29 @@ pub struct RequestCtx {
     series: Option<Arc<RouteSeries>>,
     /// Request body replay and the response check (`validate`).
     pub validation: validate::ValidationCtx,
+    /// The version routed to, also when routing refused the request after finding it (410,
+    /// unknown path, 405): the access record names it.
+    major: Option<Arc<MajorEntry>>,
+    /// The problem the gateway answered with, if it answered by itself.
+    reason: Option<ProblemKind>,
+    /// The id of the API key presented (never the key).
+    pub key_id: Option<String>,
+    /// The `sub` of the bearer token presented (never the token).
+    pub subject: Option<String>,
+    /// Facts for the access record beyond the status (response validation failed, …).
+    pub access_flags: AccessFlags,
 }
 
 impl RequestCtx {
+    /// The consumer the credential identified, once authenticated.
+    pub fn consumer(&self) -> Option<&str> {
+        self.caller.as_ref().map(|c| c.consumer.as_str())
+    }
+
     fn new() -> Self {
         RequestCtx {
             started: Instant::now(),
+            started_at: SystemTime::now(),
             request_id: String::new(),
             trace: None,
             live: None,
@@ -187,6 +229,11 @@ impl RequestCtx {
             outcome: None,
             series: None,
             validation: validate::ValidationCtx::default(),
+            major: None,
+            reason: None,
+            key_id: None,
+            subject: None,
+            access_flags: AccessFlags::empty(),
         }
     }
 
@@ -238,6 +285,7 @@ impl Gateway {
         match result {
             Ok(routed) => {
                 ctx.series = Some(self.metrics.route(&routed.major.api, routed.major.major));
+                ctx.major = Some(routed.major.clone());
                 ctx.routed = Some(routed);
                 Ok(())
             }
@@ -246,6 +294,7 @@ impl Gateway {
                     Some(m) => self.metrics.route(&m.api, m.major),
                     None => self.metrics.unrouted(),
                 });
+                ctx.major = refusal.major().cloned();
                 Err(GatewayError::Route(refusal))
             }
         }
@@ -274,10 +323,13 @@ impl Gateway {
                 SystemTime::now(),
             )
             .map_err(GatewayError::Identity)?;
-        crate::identity::authorize(snapshot, &caller, &routed.major, operation)
-            .map_err(GatewayError::Identity)?;
-        ctx.caller = Some(caller);
-        Ok(())
+        // Known before authorization, so a 403 is recorded with the consumer it refused.
+        ctx.key_id.clone_from(&caller.key_id);
+        ctx.subject = caller.token.as_ref().map(|t| t.consumer.clone());
+        let caller = ctx.caller.insert(caller);
+        crate::identity::authorize(snapshot, caller, &routed.major, operation)
+            .map_err(GatewayError::Identity)
+
     }
 
     /// Rate limits and quotas: the plan of the consumer's subscription to the routed API
@@ -286,7 +338,7 @@ impl Gateway {
     /// (authorization refused them already). Admitted: the headers are kept for the answer.
     async fn rate_limit(&self, ctx: &mut RequestCtx) -> Result<(), GatewayError> {
         let (Some(live), Some(routed), Some(consumer)) =
-            (&ctx.live, &ctx.routed, ctx.caller.as_ref().map(|c| c.consumer.as_str()))
+            (&ctx.live, &ctx.routed, ctx.consumer())
         else {
             return Ok(());
         };
@@ -391,6 +443,7 @@ impl Gateway {
                     headers,
                     content_type: example.content_type.clone(),
                     body: example.body.clone(),
+                    problem: None,
                 }
             }
             None => GatewayError::NoMockResponse {
@@ -401,7 +454,12 @@ impl Gateway {
     }
 
     /// Writes a complete answer of the gateway's own.
-    async fn send(session: &mut Session, ctx: &RequestCtx, reply: Reply) -> pingora::Result<()> {
+    async fn send(
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+        reply: Reply,
+    ) -> pingora::Result<()> {
+        ctx.reason = reply.problem;
         let mut h = ResponseHeader::build(reply.status, Some(reply.headers.len() + 5))?;
         h.insert_header("x-request-id", ctx.request_id.as_str())?;
         if let Some((policy, limit)) = &ctx.rate_limit {
@@ -439,6 +497,8 @@ impl Gateway {
             && h.record_failure()
         {
             tracing::warn!(
+                request_id = %ctx.request_id,
+                trace_id = ctx.trace.as_ref().map_or("", |t| t.trace_id()),
                 target_url = ctx
                     .upstream()
                     .and_then(|u| u.targets.get(c.index))
@@ -789,8 +849,19 @@ impl ProxyHttp for Gateway {
         // Pingora closes the downstream connection after a failed proxy attempt; say so, or a
         // pooling client reuses the socket and sees a reset.
         session.set_keepalive(None);
+        tracing::warn!(
+            request_id = %ctx.request_id,
+            trace_id = ctx.trace.as_ref().map_or("", |t| t.trace_id()),
+            status,
+            error = %e,
+            "the request failed for good"
+        );
         if let Err(write_error) = Self::send(session, ctx, reply).await {
-            tracing::debug!(error = %write_error, "could not send the error answer");
+            tracing::debug!(
+                request_id = %ctx.request_id,
+                error = %write_error,
+                "could not send the error answer"
+            );
         }
         FailToProxy {
             error_code: status,
@@ -798,8 +869,9 @@ impl ProxyHttp for Gateway {
         }
     }
 
-    /// Runs once per request at the very end, whatever happened: metrics (and, in a later
-    /// issue, the access record).
+    /// Runs once per request at the very end, whatever happened: metrics, the access record
+    /// (handed to the access log without waiting), and a debug line with the request and
+    /// trace ids.
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {
         validate::release(session, ctx).await;
         self.metrics.request_finished();
@@ -810,7 +882,23 @@ impl ProxyHttp for Gateway {
         } else {
             Outcome::Proxied
         });
+        let elapsed = ctx.started.elapsed();
         let series = ctx.series.take().unwrap_or_else(|| self.metrics.unrouted());
-        series.observe(status, outcome, ctx.started.elapsed(), ctx.upstream_time);
+        series.observe(status, outcome, elapsed, ctx.upstream_time);
+        self.metrics
+            .consumer_outcome(&series, ctx.consumer(), outcome);
+        tracing::debug!(
+            request_id = %ctx.request_id,
+            trace_id = ctx.trace.as_ref().map_or("", |t| t.trace_id()),
+            method = %session.req_header().method,
+            status,
+            outcome = outcome.as_str(),
+            duration_us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
+            "request"
+        );
+        if self.access.is_enabled() {
+            let record = record::access_record(session, ctx, status, outcome, elapsed);
+            self.access.emit(record);
+        }
     }
 }

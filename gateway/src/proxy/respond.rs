@@ -66,6 +66,9 @@ pub struct Reply {
     pub headers: Vec<(&'static str, String)>,
     pub content_type: Option<String>,
     pub body: Bytes,
+    /// The problem this answer is (refusals and failures; `None` for mock answers): its
+    /// `type` is the reason the access record gives.
+    pub problem: Option<ProblemKind>,
 }
 
 /// Keeps echoed client input short in details.
@@ -260,6 +263,7 @@ impl GatewayError {
             headers,
             content_type: Some(problem::CONTENT_TYPE.to_owned()),
             body: Bytes::from(problem.to_json()),
+            problem: Some(problem.kind),
         }
     }
 }

@@ -1,11 +1,12 @@
 //! The admin API (axum): teams, APIs, versions and their lifecycle, upstreams, systems of
-//! record, plans, consumers, keys, subscriptions, trusted JWT issuers, tokens, catalog apply
-//! and the change log.
+//! record, plans, consumers, keys, subscriptions, trusted JWT issuers, tokens, catalog apply,
+//! the change log, and the auditor's access log and reports (`audit.rs`).
 //!
 //! Handlers are thin: parse input, call [`Registry`], shape the output. Errors become
 //! problem+json in `error.rs`, nowhere else. Node-level facts the registry cannot know
 //! (readiness, metrics) come from the process through [`NodeStatus`].
 
+mod audit;
 pub mod error;
 mod openapi_doc;
 
@@ -117,7 +118,9 @@ pub fn router(state: AdminState) -> Router {
         .route("/tokens", post(create_token))
         .route("/apply", post(apply))
         .route("/audit/changes", get(list_changes))
-        .route("/audit/changes/verify", get(verify_changes))
+        .route("/audit/changes/verify", get(audit::verify_changes))
+        .route("/audit/access", get(audit::list_access))
+        .route("/reports/deprecations", get(audit::deprecations))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::extract::DefaultBodyLimit::disable())
@@ -1057,11 +1060,4 @@ async fn list_changes(
     };
     let items = s.registry.list_changes(&a, &filter).await?;
     Ok(page_of(&items, limit, |e| e.seq.to_string()))
-}
-
-async fn verify_changes(
-    State(s): State<AdminState>,
-    Authed(a): Authed,
-) -> Result<Json<crate::service::ChainReport>> {
-    Ok(Json(s.registry.verify_changes(&a).await?))
 }

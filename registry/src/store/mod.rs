@@ -18,8 +18,12 @@ mod sqlite;
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
+pub use crate::access::{AccessCursor, AccessFilter, OperationCallers, StatusFilter};
+
+use crate::access::AccessRecord;
 use crate::model::*;
 use async_trait::async_trait;
+use futures::stream::BoxStream;
 use time::OffsetDateTime;
 
 /// Which database a store runs on.
@@ -220,9 +224,65 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// Entries matching the filter, by ascending `seq`.
     async fn list_changes(&self, filter: &ChangeFilter) -> Result<Vec<ChangeEntry>, StoreError>;
 
+    /// The entry whose hash is `hash`, if any (the verifier uses it to tell a reordered
+    /// entry from an edited one).
+    async fn find_change(&self, hash: &str) -> Result<Option<ChangeEntry>, StoreError>;
+
+    // -- access log ----------------------------------------------------------------------
+    /// Inserts a batch of access records in one transaction (multi-row statements). A record
+    /// whose key `(at, id)` is already stored is skipped, so the same batch may be retried or
+    /// replayed any number of times and is kept once. Returns how many rows were new. Called
+    /// only by the gateway's access-log writer; not a registry change (no change-log entry).
+    async fn insert_access(&self, records: &[AccessRecord]) -> Result<u64, StoreError>;
+
+    /// One page of the access records matching `filter`, by ascending `(at, id)`.
+    async fn list_access(&self, filter: &AccessFilter) -> Result<Vec<AccessRecord>, StoreError>;
+
+    /// Every access record matching `filter` (`limit` 0: no limit), by ascending `(at, id)`,
+    /// streamed from the database as it is read: a background task fetches rows and hands them
+    /// over a small bounded channel, so memory stays flat however many rows match. Dropping
+    /// the stream stops the query. An error ends the stream after being yielded.
+    fn stream_access(
+        &self,
+        filter: AccessFilter,
+    ) -> BoxStream<'static, Result<AccessRecord, StoreError>>;
+
+    /// Who called `api` major `major` at or after `since`: one row per (consumer, operation)
+    /// with the number of calls and the last one, ordered by consumer (anonymous first), then
+    /// operation. Records without an operation (unknown paths) are left out. Serves the
+    /// deprecation-readiness report and the publish gate's impact analysis.
+    async fn operation_callers(
+        &self,
+        api: &str,
+        major: u64,
+        since: OffsetDateTime,
+    ) -> Result<Vec<OperationCallers>, StoreError>;
+
+    /// Access-log housekeeping, run by the writer at start and then hourly. PostgreSQL creates
+    /// the daily partitions from yesterday to `days_ahead` days after `now`. With `retain_after`,
+    /// records older than it go: PostgreSQL drops whole daily partitions that end at or before
+    /// it, SQLite deletes rows in small batches (so the writer is never locked out for long).
+    async fn maintain_access(
+        &self,
+        now: OffsetDateTime,
+        days_ahead: u32,
+        retain_after: Option<OffsetDateTime>,
+    ) -> Result<AccessMaintenance, StoreError>;
+
     // -- snapshot ------------------------------------------------------------------------
     /// Everything the gateway compiles, read in one transaction so it is consistent.
     async fn load_contents(&self) -> Result<Contents, StoreError>;
+}
+
+/// What one run of [`Store::maintain_access`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AccessMaintenance {
+    /// Partitions created (PostgreSQL).
+    pub partitions_created: Vec<String>,
+    /// Partitions dropped by retention (PostgreSQL).
+    pub partitions_dropped: Vec<String>,
+    /// Rows deleted by retention (SQLite; PostgreSQL: from the default partition).
+    pub rows_deleted: u64,
 }
 
 /// Opens the store a URL names (`sqlite://path` or `postgres://…`), applying migrations.

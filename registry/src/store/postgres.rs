@@ -15,9 +15,14 @@
 //!   The task ends when the store is dropped.
 //! - `load_contents` reads in one `REPEATABLE READ, READ ONLY` transaction.
 //! - Key columns use the `"C"` collation, so lists order bytewise as on SQLite.
+//! - The access log is partitioned by UTC day (`access_log_pYYYYMMDD`). Housekeeping creates
+//!   partitions ahead of time and drops those past retention, each partition in its own
+//!   short transaction under an advisory lock, so nodes doing it at once do not collide and
+//!   one failure (a default partition already holding rows of that day) does not stop the
+//!   rest.
 
 use super::sql::impl_store;
-use super::{Backend, ChangeFilter, PageRequest, Store, StoreError};
+use super::{AccessMaintenance, Backend, ChangeFilter, PageRequest, Store, StoreError};
 use crate::model::*;
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions};
 use sqlx::{Postgres, Transaction};
@@ -33,6 +38,11 @@ pub const CHANGES_CHANNEL: &str = "gatehouse_changes";
 
 /// Connections each store keeps at most (the listener's own connection is extra).
 const MAX_CONNECTIONS: u32 = 10;
+/// The advisory lock that serialises access-log partition maintenance across nodes.
+const PARTITION_LOCK: i64 = 0x6761_7465_6175_6469; // "gateaudi"
+/// One day in milliseconds: the width of an access-log partition.
+const DAY_MS: i64 = 86_400_000;
+
 /// Backoff bounds of the listener while the server cannot be reached.
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
@@ -119,6 +129,138 @@ impl PgStore {
             .await?;
         Ok(())
     }
+}
+
+impl PgStore {
+    /// Creates the daily partitions from yesterday to `days_ahead` after `now`, and drops the
+    /// ones that end at or before `retain_after`.
+    async fn access_housekeeping(
+        &self,
+        now: OffsetDateTime,
+        days_ahead: u32,
+        retain_after: Option<OffsetDateTime>,
+    ) -> Result<AccessMaintenance, StoreError> {
+        let mut report = AccessMaintenance::default();
+        let today_ms = unix_ms(now).div_euclid(DAY_MS) * DAY_MS;
+        for offset in -1..=i64::from(days_ahead) {
+            let start = today_ms + offset * DAY_MS;
+            let name = partition_name(start);
+            let created = self.create_partition(&name, start).await;
+            match created {
+                Ok(true) => report.partitions_created.push(name),
+                Ok(false) => {}
+                Err(error) => {
+                    tracing::warn!(partition = %name, %error, "creating an access-log partition failed");
+                }
+            }
+        }
+        let Some(cutoff) = retain_after else {
+            return Ok(report);
+        };
+        let cutoff_ms = unix_ms(cutoff);
+        let partitions: Vec<String> = sqlx::query_scalar(
+            "SELECT c.relname::text FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid \
+             WHERE i.inhparent = 'access_log'::regclass",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let mut expired: Vec<(i64, String)> = partitions
+            .into_iter()
+            .filter_map(|name| partition_start(&name).map(|start| (start, name)))
+            .filter(|(start, _)| start + DAY_MS <= cutoff_ms)
+            .collect();
+        expired.sort();
+        for (_, name) in expired {
+            let dropped = self.drop_partition(&name).await;
+            match dropped {
+                Ok(_) => report.partitions_dropped.push(name),
+                Err(error) => {
+                    tracing::warn!(partition = %name, %error, "dropping an access-log partition failed");
+                }
+            }
+        }
+        report.rows_deleted = sqlx::query("DELETE FROM access_log_default WHERE at < $1")
+            .bind(cutoff_ms)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        Ok(report)
+    }
+
+    /// A transaction holding the partition-maintenance advisory lock.
+    async fn begin_partition_work(&self) -> Result<Transaction<'static, Postgres>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(PARTITION_LOCK)
+            .execute(&mut *tx)
+            .await?;
+        Ok(tx)
+    }
+
+    /// Creates the partition `name` for the day starting at `start` unless it exists.
+    async fn create_partition(&self, name: &str, start: i64) -> Result<bool, StoreError> {
+        let mut tx = self.begin_partition_work().await?;
+        if partition_exists(&mut tx, name).await? {
+            return Ok(false);
+        }
+        sqlx::query(&format!(
+            "CREATE TABLE {name} PARTITION OF access_log FOR VALUES FROM ({start}) TO ({})",
+            start + DAY_MS
+        ))
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn drop_partition(&self, name: &str) -> Result<(), StoreError> {
+        let mut tx = self.begin_partition_work().await?;
+        sqlx::query(&format!("DROP TABLE IF EXISTS {name}"))
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+/// Whether a table named `name` is a partition of this schema's access log.
+async fn partition_exists(
+    tx: &mut Transaction<'static, Postgres>,
+    name: &str,
+) -> Result<bool, StoreError> {
+    let found: Option<i32> = sqlx::query_scalar(
+        "SELECT 1 FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid \
+         WHERE i.inhparent = 'access_log'::regclass AND c.relname = $1",
+    )
+    .bind(name)
+    .fetch_optional(&mut **tx)
+    .await?;
+    Ok(found.is_some())
+}
+
+/// `access_log_pYYYYMMDD` for the UTC day starting at `start_ms`.
+fn partition_name(start_ms: i64) -> String {
+    let day = from_unix_ms(start_ms).date();
+    format!(
+        "access_log_p{:04}{:02}{:02}",
+        day.year(),
+        u8::from(day.month()),
+        day.day()
+    )
+}
+
+/// The start (Unix ms) of the day a partition name stands for.
+fn partition_start(name: &str) -> Option<i64> {
+    let digits = name.strip_prefix("access_log_p")?;
+    if digits.len() != 8 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let year: i32 = digits[..4].parse().ok()?;
+    let month: u8 = digits[4..6].parse().ok()?;
+    let day: u8 = digits[6..].parse().ok()?;
+    let date =
+        time::Date::from_calendar_date(year, time::Month::try_from(month).ok()?, day).ok()?;
+    Some(unix_ms(date.midnight().assume_utc()))
 }
 
 impl_store!(PgStore, Postgres, Backend::Postgres);
@@ -220,7 +362,17 @@ fn redact(url: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::redact;
+    use super::{partition_name, partition_start, redact};
+
+    #[test]
+    fn partition_names_are_utc_days() {
+        let start = 1_772_409_600_000; // 2026-03-02T00:00:00Z
+        assert_eq!(partition_name(start), "access_log_p20260302");
+        assert_eq!(partition_name(start + 86_399_999), "access_log_p20260302");
+        assert_eq!(partition_start("access_log_p20260302"), Some(start));
+        assert_eq!(partition_start("access_log_default"), None);
+        assert_eq!(partition_start("access_log_p2026030"), None);
+    }
 
     #[test]
     fn redact_hides_the_password_only() {

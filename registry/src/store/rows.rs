@@ -6,6 +6,7 @@
 //! convert back is reported as [`StoreError::Corrupt`].
 
 use super::StoreError;
+use crate::access::{AccessFlags, AccessRecord, Decision, OperationCallers};
 use crate::model::*;
 use std::str::FromStr;
 use time::OffsetDateTime;
@@ -113,6 +114,11 @@ macro_rules! cols {
     (change_log) => {
         "seq, at, actor, role, action, target, before_digest, after_digest, reason, prev_hash, \
          hash"
+    };
+    (access_log) => {
+        "at, id, request_id, trace_id, consumer, key_id, subject, api, major, version, operation, \
+         method, path_template, path, status, decision, reason, duration_us, upstream_us, \
+         bytes_in, bytes_out, client_addr, user_agent, flags"
     };
 }
 pub(super) use cols;
@@ -483,6 +489,97 @@ impl TryFrom<ChangeRow> for ChangeEntry {
             reason: row.reason,
             prev_hash: row.prev_hash,
             hash: row.hash,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(super) struct AccessRow {
+    at: i64,
+    id: String,
+    request_id: String,
+    trace_id: Option<String>,
+    consumer: Option<String>,
+    key_id: Option<String>,
+    subject: Option<String>,
+    api: Option<String>,
+    major: Option<i64>,
+    version: Option<String>,
+    operation: Option<String>,
+    method: String,
+    path_template: Option<String>,
+    path: String,
+    status: i64,
+    decision: String,
+    reason: Option<String>,
+    duration_us: i64,
+    upstream_us: i64,
+    bytes_in: i64,
+    bytes_out: i64,
+    client_addr: Option<String>,
+    user_agent: Option<String>,
+    flags: i64,
+}
+
+impl TryFrom<AccessRow> for AccessRecord {
+    type Error = StoreError;
+
+    fn try_from(row: AccessRow) -> Result<Self, StoreError> {
+        Ok(AccessRecord {
+            at: from_unix_ms(row.at),
+            major: row.major.map(|m| to_u64("access major", m)).transpose()?,
+            status: u16::try_from(row.status).map_err(|e| corrupt("access status", e))?,
+            decision: Decision::from_str(&row.decision)
+                .map_err(|e| corrupt("access decision", e))?,
+            duration_us: to_u64("access duration_us", row.duration_us)?,
+            upstream_us: to_u64("access upstream_us", row.upstream_us)?,
+            bytes_in: to_u64("access bytes_in", row.bytes_in)?,
+            bytes_out: to_u64("access bytes_out", row.bytes_out)?,
+            flags: AccessFlags::from_bits(
+                u8::try_from(row.flags).map_err(|e| corrupt("access flags", e))?,
+            ),
+            id: row.id,
+            request_id: row.request_id,
+            trace_id: row.trace_id,
+            consumer: row.consumer,
+            key_id: row.key_id,
+            subject: row.subject,
+            api: row.api,
+            version: row.version,
+            operation: row.operation,
+            method: row.method,
+            path_template: row.path_template,
+            path: row.path,
+            reason: row.reason,
+            client_addr: row.client_addr,
+            user_agent: row.user_agent,
+        })
+    }
+}
+
+/// A `u64` counter or size as its BIGINT column; values beyond `i64::MAX` are clamped
+/// (a duration or byte count that large is not a real request).
+pub(super) fn saturating_i64(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+#[derive(sqlx::FromRow)]
+pub(super) struct CallersRow {
+    consumer: Option<String>,
+    operation: String,
+    calls: i64,
+    last_seen: i64,
+}
+
+impl TryFrom<CallersRow> for OperationCallers {
+    type Error = StoreError;
+
+    fn try_from(row: CallersRow) -> Result<Self, StoreError> {
+        Ok(OperationCallers {
+            calls: to_u64("caller count", row.calls)?,
+            last_seen: from_unix_ms(row.last_seen),
+            consumer: row.consumer,
+            operation: row.operation,
         })
     }
 }

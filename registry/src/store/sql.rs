@@ -29,6 +29,14 @@ use time::OffsetDateTime;
 pub(super) const DEFAULT_LIMIT: u32 = 100;
 /// The most items one page or change-log query returns.
 pub(super) const MAX_LIMIT: u32 = 1_000;
+/// Rows per multi-row `INSERT` of access records: 24 parameters each stays well within
+/// SQLite's 32,766 and PostgreSQL's 65,535 bound parameters per statement.
+pub(super) const ACCESS_ROWS_PER_STATEMENT: usize = 500;
+/// Rows a streamed query hands over at once.
+pub(super) const STREAM_CHUNK_ROWS: usize = 256;
+/// Chunks a streamed query reads ahead of its consumer: with [`STREAM_CHUNK_ROWS`], the bound
+/// on its memory (about a thousand rows).
+pub(super) const STREAM_CHUNKS: usize = 4;
 
 /// The SQL `LIMIT` for a requested page size: 0 means [`DEFAULT_LIMIT`], and no page is
 /// larger than [`MAX_LIMIT`].
@@ -254,6 +262,56 @@ macro_rules! impl_store {
                 .fetch_all(&mut *conn)
                 .await?;
                 $crate::store::rows::convert(rows)
+            }
+
+            /// `SELECT <access_log columns> FROM access_log WHERE <filter>`, ready for an
+            /// `ORDER BY`: every filter is a bound parameter.
+            fn access_query(
+                filter: &$crate::access::AccessFilter,
+            ) -> sqlx::QueryBuilder<'static, $db> {
+                let mut q = sqlx::QueryBuilder::<$db>::new(concat!(
+                    "SELECT ",
+                    $crate::store::rows::cols!(access_log),
+                    " FROM access_log WHERE 1 = 1"
+                ));
+                if let Some(from) = filter.from {
+                    q.push(" AND at >= ").push_bind(unix_ms(from));
+                }
+                if let Some(to) = filter.to {
+                    q.push(" AND at < ").push_bind(unix_ms(to));
+                }
+                if let Some(consumer) = &filter.consumer {
+                    q.push(" AND consumer = ").push_bind(consumer.clone());
+                }
+                if let Some(api) = &filter.api {
+                    q.push(" AND api = ").push_bind(api.clone());
+                }
+                if let Some(major) = filter.major {
+                    q.push(" AND major = ")
+                        .push_bind($crate::store::rows::saturating_i64(major));
+                }
+                if let Some(status) = filter.status {
+                    let (low, high) = status.range();
+                    if low == high {
+                        q.push(" AND status = ").push_bind(i64::from(low));
+                    } else {
+                        q.push(" AND status BETWEEN ")
+                            .push_bind(i64::from(low))
+                            .push(" AND ")
+                            .push_bind(i64::from(high));
+                    }
+                }
+                if let Some(decision) = filter.decision {
+                    q.push(" AND decision = ").push_bind(decision.as_str());
+                }
+                if let Some(after) = &filter.after {
+                    q.push(" AND (at, id) > (")
+                        .push_bind(after.at_ms)
+                        .push(", ")
+                        .push_bind(after.id.clone())
+                        .push(")");
+                }
+                q
             }
 
             async fn fetch_subscriptions(
@@ -1111,6 +1169,164 @@ macro_rules! impl_store {
                 $crate::store::rows::convert(rows)
             }
 
+            async fn find_change(&self, hash: &str) -> Result<Option<ChangeEntry>, StoreError> {
+                let row: Option<$crate::store::rows::ChangeRow> = sqlx::query_as(concat!(
+                    "SELECT ",
+                    $crate::store::rows::cols!(change_log),
+                    " FROM change_log WHERE hash = $1"
+                ))
+                .bind(hash)
+                .fetch_optional(&self.pool)
+                .await?;
+                row.map(ChangeEntry::try_from).transpose()
+            }
+
+            // -- access log ------------------------------------------------------------------
+
+            async fn insert_access(
+                &self,
+                records: &[$crate::access::AccessRecord],
+            ) -> Result<u64, StoreError> {
+                if records.is_empty() {
+                    return Ok(0);
+                }
+                let mut tx = self.begin_untracked().await?;
+                let mut inserted = 0;
+                for chunk in records.chunks($crate::store::sql::ACCESS_ROWS_PER_STATEMENT) {
+                    let mut q = sqlx::QueryBuilder::<$db>::new(concat!(
+                        "INSERT INTO access_log (",
+                        $crate::store::rows::cols!(access_log),
+                        ") "
+                    ));
+                    q.push_values(chunk, |mut b, r| {
+                        use $crate::store::rows::saturating_i64;
+                        b.push_bind(unix_ms(r.at))
+                            .push_bind(&r.id)
+                            .push_bind(&r.request_id)
+                            .push_bind(&r.trace_id)
+                            .push_bind(&r.consumer)
+                            .push_bind(&r.key_id)
+                            .push_bind(&r.subject)
+                            .push_bind(&r.api)
+                            .push_bind(r.major.map(saturating_i64))
+                            .push_bind(&r.version)
+                            .push_bind(&r.operation)
+                            .push_bind(&r.method)
+                            .push_bind(&r.path_template)
+                            .push_bind(&r.path)
+                            .push_bind(i64::from(r.status))
+                            .push_bind(r.decision.as_str())
+                            .push_bind(&r.reason)
+                            .push_bind(saturating_i64(r.duration_us))
+                            .push_bind(saturating_i64(r.upstream_us))
+                            .push_bind(saturating_i64(r.bytes_in))
+                            .push_bind(saturating_i64(r.bytes_out))
+                            .push_bind(&r.client_addr)
+                            .push_bind(&r.user_agent)
+                            .push_bind(i64::from(r.flags.bits()));
+                    });
+                    q.push(" ON CONFLICT DO NOTHING");
+                    inserted += q.build().execute(&mut *tx).await?.rows_affected();
+                }
+                tx.commit().await?;
+                Ok(inserted)
+            }
+
+            async fn list_access(
+                &self,
+                filter: &$crate::access::AccessFilter,
+            ) -> Result<Vec<$crate::access::AccessRecord>, StoreError> {
+                let mut q = Self::access_query(filter);
+                q.push(" ORDER BY at, id LIMIT ")
+                    .push_bind($crate::store::sql::limit(filter.limit));
+                let rows: Vec<$crate::store::rows::AccessRow> =
+                    q.build_query_as().fetch_all(&self.pool).await?;
+                $crate::store::rows::convert(rows)
+            }
+
+            fn stream_access(
+                &self,
+                filter: $crate::access::AccessFilter,
+            ) -> futures::stream::BoxStream<
+                'static,
+                Result<$crate::access::AccessRecord, StoreError>,
+            > {
+                use futures::StreamExt as _;
+                let pool = self.pool.clone();
+                // Rows travel in small chunks: one channel hand-over per chunk, not per row.
+                let (tx, rx) = tokio::sync::mpsc::channel::<
+                    Vec<Result<$crate::access::AccessRecord, StoreError>>,
+                >($crate::store::sql::STREAM_CHUNKS);
+                tokio::spawn(async move {
+                    let mut q = Self::access_query(&filter);
+                    q.push(" ORDER BY at, id");
+                    if filter.limit > 0 {
+                        q.push(" LIMIT ").push_bind(i64::from(filter.limit));
+                    }
+                    let mut rows =
+                        q.build_query_as::<$crate::store::rows::AccessRow>().fetch(&pool);
+                    let size = $crate::store::sql::STREAM_CHUNK_ROWS;
+                    let mut chunk = Vec::with_capacity(size);
+                    while let Some(row) = rows.next().await {
+                        let item = row
+                            .map_err(StoreError::from)
+                            .and_then($crate::access::AccessRecord::try_from);
+                        let failed = item.is_err();
+                        chunk.push(item);
+                        if chunk.len() >= size || failed {
+                            let full = std::mem::replace(&mut chunk, Vec::with_capacity(size));
+                            // A closed receiver means the reader went away: stop reading.
+                            if tx.send(full).await.is_err() || failed {
+                                return;
+                            }
+                        }
+                    }
+                    if !chunk.is_empty() {
+                        let _ = tx.send(chunk).await;
+                    }
+                });
+                futures::stream::unfold(rx, |mut rx| async move {
+                    rx.recv().await.map(|chunk| (futures::stream::iter(chunk), rx))
+                })
+                .flatten()
+                .boxed()
+            }
+
+            async fn operation_callers(
+                &self,
+                api: &str,
+                major: u64,
+                since: time::OffsetDateTime,
+            ) -> Result<Vec<$crate::access::OperationCallers>, StoreError> {
+                let rows: Vec<$crate::store::rows::CallersRow> = sqlx::query_as(
+                    "SELECT consumer, operation, COUNT(*) AS calls, MAX(at) AS last_seen \
+                     FROM access_log \
+                     WHERE api = $1 AND major = $2 AND at >= $3 AND operation IS NOT NULL \
+                     GROUP BY consumer, operation",
+                )
+                .bind(api)
+                .bind($crate::store::rows::to_i64(major)?)
+                .bind(unix_ms(since))
+                .fetch_all(&self.pool)
+                .await?;
+                let mut callers: Vec<$crate::access::OperationCallers> =
+                    $crate::store::rows::convert(rows)?;
+                // Both backends agree on this order (they sort NULLs differently).
+                callers.sort_by(|a, b| {
+                    (&a.consumer, &a.operation).cmp(&(&b.consumer, &b.operation))
+                });
+                Ok(callers)
+            }
+
+            async fn maintain_access(
+                &self,
+                now: time::OffsetDateTime,
+                days_ahead: u32,
+                retain_after: Option<time::OffsetDateTime>,
+            ) -> Result<$crate::store::AccessMaintenance, StoreError> {
+                self.access_housekeeping(now, days_ahead, retain_after).await
+            }
+
             // -- snapshot --------------------------------------------------------------------
 
             async fn load_contents(&self) -> Result<Contents, StoreError> {
@@ -1155,9 +1371,15 @@ macro_rules! impl_store {
                 .await?;
                 let subscriptions = Self::fetch_subscriptions(&mut tx, None).await?;
                 let issuers = Self::fetch_issuers(&mut tx).await?;
+                let generation_at: Option<i64> =
+                    sqlx::query_scalar("SELECT at FROM change_log WHERE seq = $1")
+                        .bind(generation)
+                        .fetch_optional(&mut *tx)
+                        .await?;
                 tx.commit().await?;
                 Ok(Contents {
                     generation,
+                    generation_at: generation_at.map(from_unix_ms),
                     teams: teams.into_iter().map(Team::from).collect(),
                     apis: $crate::store::rows::convert(apis)?,
                     versions,

@@ -13,11 +13,14 @@
 //! - [`Store::subscribe`] sees this process's own commits only: SQLite has no
 //!   notifications, and another process writing the same file is noticed by polling
 //!   [`Store::head_seq`].
+//! - The access log has no partitions; retention deletes old rows in batches of
+//!   [`RETENTION_BATCH`], each its own short write transaction, so the access-log writer is
+//!   never locked out for long.
 //! - `sqlite::memory:` (and `mode=memory`) opens a private in-memory database on a single
 //!   connection, which must stay open for the data to live: handy for tests.
 
 use super::sql::impl_store;
-use super::{Backend, ChangeFilter, PageRequest, Store, StoreError};
+use super::{AccessMaintenance, Backend, ChangeFilter, PageRequest, Store, StoreError};
 use crate::model::*;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
@@ -30,6 +33,8 @@ use tokio::sync::watch;
 
 /// How long a writer waits for another one to release the write lock.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// Access records deleted per retention transaction.
+pub const RETENTION_BATCH: i64 = 10_000;
 
 /// The registry on an SQLite file. See the module documentation for what is specific to it.
 #[derive(Debug)]
@@ -100,6 +105,38 @@ impl SqliteStore {
     /// Nothing to do: other processes on the same file poll `head_seq`.
     async fn notify(_tx: &mut Transaction<'static, Sqlite>, _seq: i64) -> Result<(), StoreError> {
         Ok(())
+    }
+}
+
+impl SqliteStore {
+    /// Retention only: SQLite needs no partitions.
+    async fn access_housekeeping(
+        &self,
+        _now: OffsetDateTime,
+        _days_ahead: u32,
+        retain_after: Option<OffsetDateTime>,
+    ) -> Result<AccessMaintenance, StoreError> {
+        let mut report = AccessMaintenance::default();
+        let Some(cutoff) = retain_after else {
+            return Ok(report);
+        };
+        loop {
+            let mut tx = self.begin_untracked().await?;
+            let deleted = sqlx::query(
+                "DELETE FROM access_log WHERE (at, id) IN \
+                 (SELECT at, id FROM access_log WHERE at < $1 ORDER BY at LIMIT $2)",
+            )
+            .bind(unix_ms(cutoff))
+            .bind(RETENTION_BATCH)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            tx.commit().await?;
+            report.rows_deleted += deleted;
+            if deleted < RETENTION_BATCH.unsigned_abs() {
+                return Ok(report);
+            }
+        }
     }
 }
 
