@@ -58,6 +58,8 @@ impl App {
                         version_header: None,
                         default_major: None,
                         forward_bearer: None,
+                        deprecation_notice_days: None,
+                        validation: None,
                     },
                 )
                 .await
@@ -78,6 +80,8 @@ impl App {
                         burst: None,
                     },
                     quota: None,
+                    overrides: Vec::new(),
+                    on_redis_failure: Default::default(),
                 },
             )
             .await
