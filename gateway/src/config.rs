@@ -3,8 +3,8 @@
 //! on ([`ServeConfig`]). Flags and environment win over the file. Secrets are redacted in
 //! `Debug`.
 
-use gatehouse_policies::lint::{Ruleset, RulesetError};
 use crate::access::AccessLogConfig;
+use gatehouse_policies::lint::{Ruleset, RulesetError};
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::PathBuf;

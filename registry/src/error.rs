@@ -6,8 +6,8 @@ use crate::store::StoreError;
 use gatehouse_policies::diff::Report;
 use gatehouse_policies::lint::LintReport;
 use gatehouse_policies::openapi::SpecError;
-use time::OffsetDateTime;
 use gatehouse_policies::validate::CompileError;
+use time::OffsetDateTime;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {

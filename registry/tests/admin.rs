@@ -526,6 +526,7 @@ struct World {
     other_owner: Token,
     auditor: Token,
     key_id: String,
+    issuer_id: String,
 }
 
 impl World {
@@ -580,13 +581,26 @@ async fn world(t: &App) -> World {
             .ok(201);
     }
     let key = t.post("/consumers/edi/keys").send().await.ok(201);
+    let issuer = t
+        .post("/issuers")
+        .json(issuer_body("https://idp.world.example/"))
+        .send()
+        .await
+        .ok(201);
     World {
         architect: token(t, json!({"role": "architect"})).await,
         owner: token(t, json!({"role": "owner", "team": "inventory-platform"})).await,
         other_owner: token(t, json!({"role": "owner", "team": "logistics"})).await,
         auditor: token(t, json!({"role": "auditor"})).await,
         key_id: key["id"].as_str().unwrap().to_owned(),
+        issuer_id: issuer["id"].as_str().unwrap().to_owned(),
     }
+}
+
+/// A trusted issuer whose keys come from a JWKS URL (the registry does not fetch it).
+fn issuer_body(issuer: &str) -> Value {
+    json!({"issuer": issuer, "audiences": ["gatehouse"], "algorithms": ["RS256"],
+           "jwks_uri": "http://idp.world.example/.well-known/jwks.json"})
 }
 
 // -- the route table ---------------------------------------------------------------------
@@ -632,6 +646,10 @@ const ROUTES: &[(&str, &str)] = &[
     ("POST", "/consumers/{name}/subscriptions"),
     ("GET", "/consumers/{name}/subscriptions"),
     ("DELETE", "/consumers/{name}/subscriptions/{api}"),
+    ("POST", "/issuers"),
+    ("GET", "/issuers"),
+    ("GET", "/issuers/{id}"),
+    ("DELETE", "/issuers/{id}"),
     ("POST", "/tokens"),
     ("POST", "/apply"),
     ("GET", "/audit/changes"),
@@ -876,6 +894,30 @@ fn write_routes() -> Vec<WriteRoute> {
                 status: 204,
                 action: "key.revoke",
                 target: Target::Is(format!("consumer/edi/keys/{}", w.key_id)),
+            },
+        },
+        WriteRoute {
+            route: ("POST", "/issuers"),
+            allowed: &[Admin],
+            make: |_, who| Write {
+                method: Method::POST,
+                path: "/issuers".into(),
+                body: json_body(issuer_body(&format!("https://idp-{}.example/", who.tag()))),
+                status: 201,
+                action: "issuer.create",
+                target: Target::From(|body| format!("issuer/{}", body["id"].as_str().unwrap())),
+            },
+        },
+        WriteRoute {
+            route: ("DELETE", "/issuers/{id}"),
+            allowed: &[Admin],
+            make: |w, _| Write {
+                method: Method::DELETE,
+                path: format!("/issuers/{}", w.issuer_id),
+                body: None,
+                status: 204,
+                action: "issuer.delete",
+                target: Target::Is(format!("issuer/{}", w.issuer_id)),
             },
         },
         WriteRoute {
@@ -1140,6 +1182,7 @@ admin_test!(every_role_may_read_every_read_route, |t: App| async move {
             let path = match *template {
                 "/apis/{slug}/majors/{major}/upstream" => continue,
                 "/apis/{slug}/diff" => concrete("/apis/{slug}/diff?from=1.0.0&to=1.1.0"),
+                "/issuers/{id}" => format!("/issuers/{}", w.issuer_id),
                 other => concrete(other),
             };
             let reply = t.get(&path).token(&token).send().await;

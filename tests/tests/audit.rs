@@ -12,15 +12,18 @@
 
 use gatehouse_tests::PgSchema;
 use gatehouse_tests::pg::ThrowawayPostgres;
-use gatehouse_tests::{EchoUpstream, GatehouseProcess, ServeOptions, client, eventually};
+use gatehouse_tests::{
+    EchoUpstream, GatehouseProcess, ServeOptions, TEST_API_KEY, client, eventually,
+};
 use serde_json::Value;
 use std::collections::{BTreeMap, HashSet};
 use std::time::{Duration, Instant};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-/// What the tests send as credentials: none of it may appear in any record.
-const SECRET_KEY: &str = "gh_k_SECRETKEY0123456789abcdefSECRET";
+/// What the tests send as credentials: none of it may appear in any record (nor may the
+/// harness's real key, [`TEST_API_KEY`], sent with every other request).
+const SECRET_KEY: &str = "ghk_5ec7e7ee.SECRETKEY0123456789abcdefSECRET";
 const SECRET_TOKEN: &str = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJzZWNyZXQifQ.SECRETSIGNATURE";
 const SECRET_QUERY: &str = "QUERYSECRET9876543210";
 
@@ -64,14 +67,21 @@ async fn node_with_echo(opts: ServeOptions) -> (GatehouseProcess, EchoUpstream, 
     (gh, upstream, t0)
 }
 
-/// Sends `n` requests of a fixed mix (proxied, refused in four ways, a POST with a body),
-/// carrying credentials and a sensitive query parameter. Request ids are `<tag>-<i>`.
+/// Sends `n` requests of a fixed mix (proxied with the harness's real API key, refused in
+/// six ways: unknown path, API and major, a method not allowed, an unknown API key, a bearer
+/// token no issuer signed; a POST with a body), carrying a sensitive query parameter.
+/// Request ids are `<tag>-<i>`.
 async fn drive(gh: &GatehouseProcess, tag: &str, n: usize) -> Vec<Sent> {
     let c = client();
+    // Without the harness's default `X-API-Key`, to present a bearer token alone.
+    let bare = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
     let mut sent = Vec::with_capacity(n);
     for i in 0..n {
-        let (method, path) = match i % 12 {
-            0..=5 => (
+        let (method, path) = match i % 14 {
+            0..=5 | 12 | 13 => (
                 "GET",
                 format!("/echo/v1/items?sku=SKU-{i}&api_key={SECRET_QUERY}"),
             ),
@@ -82,12 +92,16 @@ async fn drive(gh: &GatehouseProcess, tag: &str, n: usize) -> Vec<Sent> {
             _ => ("POST", "/echo/v1/items".to_owned()),
         };
         let request_id = format!("{tag}-{i}");
-        let mut req = c
+        let client = if i % 14 == 13 { &bare } else { &c };
+        let mut req = client
             .request(method.parse().unwrap(), gh.url(&path))
             .header("x-request-id", &request_id)
-            .header("x-api-key", SECRET_KEY)
-            .header("authorization", format!("Bearer {SECRET_TOKEN}"))
             .header("user-agent", "audit-test/1.0");
+        match i % 14 {
+            12 => req = req.header("x-api-key", SECRET_KEY),
+            13 => req = req.header("authorization", format!("Bearer {SECRET_TOKEN}")),
+            _ => {}
+        }
         if method == "POST" {
             req = req
                 .header("content-type", "application/json")
@@ -225,11 +239,26 @@ fn assert_records_match(records: &[Value], sent: &[Sent]) {
                 assert_eq!(r["operation"], Value::Null);
             }
             (_, 405) => assert_eq!(r["reason"], "urn:gatehouse:problem:method-not-allowed"),
+            (_, 401) => {
+                assert_eq!(r["reason"], "urn:gatehouse:problem:unauthorized");
+                assert_eq!(r["api"], "echo");
+                assert_eq!((&r["consumer"], &r["key_id"]), (&Value::Null, &Value::Null));
+            }
             other => panic!("unexpected answer {other:?} for {s:?}"),
         }
         let text = r.to_string();
-        for secret in [SECRET_KEY, SECRET_TOKEN, SECRET_QUERY, "SECRETSIGNATURE"] {
+        for secret in [
+            SECRET_KEY,
+            SECRET_TOKEN,
+            SECRET_QUERY,
+            "SECRETSIGNATURE",
+            TEST_API_KEY,
+        ] {
             assert!(!text.contains(secret), "a secret leaked into {text}");
+        }
+        if s.status == 200 {
+            assert_eq!(r["key_id"], TEST_API_KEY.split('.').next().unwrap(), "{r}");
+            assert!(r["consumer"].is_string(), "{r}");
         }
     }
 }
@@ -255,6 +284,8 @@ async fn assert_no_secret_in_export(gh: &GatehouseProcess, from: OffsetDateTime,
         SECRET_QUERY,
         "SECRETSIGNATURE",
         "Bearer",
+        TEST_API_KEY,
+        TEST_API_KEY.split('.').nth(1).unwrap(),
     ] {
         assert!(!csv.contains(secret), "`{secret}` is in the CSV export");
     }
@@ -269,6 +300,10 @@ async fn n_requests_give_n_records(database_url: Option<String>) {
     .await;
     let sent = drive(&gh, "n", 120).await;
     assert!(sent.iter().any(|s| s.status == 405) && sent.iter().any(|s| s.status == 404));
+    assert_eq!(
+        sent.iter().filter(|s| s.status == 401).count(),
+        2 * (120 / 14)
+    );
     let records = wait_for(&gh, t0, sent.len(), Duration::from_secs(20)).await;
     assert_exactly_once(&records, &sent);
     assert_records_match(&records, &sent);

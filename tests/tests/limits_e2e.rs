@@ -4,9 +4,8 @@
 //! Redis at three times the allowed rate, and the Redis outage path (fail-open, fail-closed,
 //! recovery) with a `redis-server` of the test's own.
 //!
-//! The consumer is identified by its API key (issue 4's `authenticate`); every request here
-//! sends one. Until that step is on main these tests are ignored (`cargo test -- --ignored`
-//! runs them); the same paths are covered below the proxy by `limits.rs`.
+//! The consumer is identified by its API key (the proxy's `authenticate`); every request here
+//! sends one. The same paths are covered below the proxy by `limits.rs`.
 
 #![allow(clippy::unwrap_used)] // tests may unwrap (clippy.toml allows it only inside #[test])
 
@@ -112,7 +111,6 @@ async fn get(gh: &GatehouseProcess, path: &str, key: &str) -> reqwest::Response 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs issue 4 on main: the proxy does not identify consumers yet"]
 async fn headers_on_every_response_429_and_overrides() {
     let up = EchoUpstream::start("erp").await;
     let plan = json!({
@@ -174,7 +172,6 @@ async fn headers_on_every_response_429_and_overrides() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs issue 4 on main: the proxy does not identify consumers yet"]
 async fn a_tiny_quota_runs_out_and_survives_a_restart() {
     let up = EchoUpstream::start("erp").await;
     let plan = json!({
@@ -226,7 +223,6 @@ async fn a_tiny_quota_runs_out_and_survives_a_restart() {
 /// 10 s a client offers three times the plan's rate, alternating nodes; together they admit
 /// at most the plan's limit plus one burst.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs issue 4 on main: the proxy does not identify consumers yet"]
 async fn two_nodes_sharing_redis_admit_at_most_the_limit_plus_one_burst() {
     let Some(url) = redis_url() else { return };
     let up = EchoUpstream::start("erp").await;
@@ -304,7 +300,6 @@ async fn readyz(gh: &GatehouseProcess) -> Value {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs issue 4 on main: the proxy does not identify consumers yet"]
 async fn redis_outage_fail_open_fail_closed_and_recovery() {
     let mut redis = RedisServer::start().await;
     let up = EchoUpstream::start("erp").await;

@@ -9,8 +9,8 @@
 
 use gatehouse_registry::model::{Contents, LifecycleState, ResponseValidation, ValidationSettings};
 use gatehouse_tests::{
-    GatehouseProcess, InProcessGateway, RecordingUpstream, ServeOptions, client, eventually,
-    records, sha256_hex,
+    GatehouseProcess, InProcessGateway, RecordingUpstream, ServeOptions, TEST_API_KEY, client,
+    eventually, records, sha256_hex,
 };
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -233,7 +233,7 @@ async fn a_valid_body_reaches_the_upstream_byte_for_byte() {
     let text = raw(
         &gw,
         &format!(
-            "POST /shop/v1/orders HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+            "POST /shop/v1/orders HTTP/1.1\r\nHost: x\r\nX-API-Key: {TEST_API_KEY}\r\nContent-Type: application/json\r\n\
              Idempotency-Key: {KEY}\r\nTransfer-Encoding: chunked"
         ),
         &chunked(&kib, 100),
@@ -246,7 +246,7 @@ async fn a_valid_body_reaches_the_upstream_byte_for_byte() {
     // the expectation.
     let mut s = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
     let head = format!(
-        "POST /shop/v1/orders HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+        "POST /shop/v1/orders HTTP/1.1\r\nHost: x\r\nX-API-Key: {TEST_API_KEY}\r\nContent-Type: application/json\r\n\
          Idempotency-Key: {KEY}\r\nContent-Length: {}\r\nExpect: 100-continue\r\n\
          Connection: close\r\n\r\n",
         big.len()
@@ -375,7 +375,7 @@ async fn bodies_over_the_limit_are_413_from_the_header_and_mid_stream() {
     let text = raw(
         &gw,
         &format!(
-            "POST /shop/v1/orders HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+            "POST /shop/v1/orders HTTP/1.1\r\nHost: x\r\nX-API-Key: {TEST_API_KEY}\r\nContent-Type: application/json\r\n\
              Idempotency-Key: {KEY}\r\nContent-Length: {}",
             body.len()
         ),
@@ -389,7 +389,7 @@ async fn bodies_over_the_limit_are_413_from_the_header_and_mid_stream() {
     let text = raw(
         &gw,
         &format!(
-            "POST /shop/v1/orders HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+            "POST /shop/v1/orders HTTP/1.1\r\nHost: x\r\nX-API-Key: {TEST_API_KEY}\r\nContent-Type: application/json\r\n\
              Idempotency-Key: {KEY}\r\nTransfer-Encoding: chunked"
         ),
         &chunked(&body, 512),
@@ -543,7 +543,7 @@ async fn a_chunked_body_too_large_to_replay_is_411_after_it_validated() {
     let gw = InProcessGateway::start(&shop(&up.url(), ValidationSettings::default())).await;
     let big = serde_json::to_vec(&order(700, 120)).unwrap();
     let head = format!(
-        "POST /shop/v1/orders HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+        "POST /shop/v1/orders HTTP/1.1\r\nHost: x\r\nX-API-Key: {TEST_API_KEY}\r\nContent-Type: application/json\r\n\
          Idempotency-Key: {KEY}\r\nTransfer-Encoding: chunked"
     );
     let text = raw(&gw, &head, &chunked(&big, 8_192)).await;
@@ -728,6 +728,7 @@ async fn the_validation_policy_is_set_through_the_admin_api_and_served_within_a_
         .post("/apis/shop/versions/1.0.0/publish", &json!({}))
         .await;
     admin.set_upstream("shop", 1, &[(&up.url(), 1)]).await;
+    admin.subscribe_test_consumer("shop").await;
 
     let c = client();
     let url = gh.url("/shop/v1/drift/bad");

@@ -329,7 +329,6 @@ impl Gateway {
         let caller = ctx.caller.insert(caller);
         crate::identity::authorize(snapshot, caller, &routed.major, operation)
             .map_err(GatewayError::Identity)
-
     }
 
     /// Rate limits and quotas: the plan of the consumer's subscription to the routed API
@@ -337,8 +336,7 @@ impl Gateway {
     /// without a known consumer, or without a subscription plan, are not limited here
     /// (authorization refused them already). Admitted: the headers are kept for the answer.
     async fn rate_limit(&self, ctx: &mut RequestCtx) -> Result<(), GatewayError> {
-        let (Some(live), Some(routed), Some(consumer)) =
-            (&ctx.live, &ctx.routed, ctx.consumer())
+        let (Some(live), Some(routed), Some(consumer)) = (&ctx.live, &ctx.routed, ctx.consumer())
         else {
             return Ok(());
         };

@@ -14,8 +14,7 @@ use crate::catalog::{self, Bundle};
 use crate::error::{RegistryError, Result};
 use crate::model::*;
 use crate::service::{
-    Deprecation, EntitySystem, IssuerInput, KeyView, NewApi, Override, Registry,
-    SubscriptionInput,
+    Deprecation, EntitySystem, IssuerInput, KeyView, NewApi, Override, Registry, SubscriptionInput,
     UpstreamInput, VersionView,
 };
 use crate::store::{ChangeFilter, PageRequest};
