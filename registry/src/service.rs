@@ -14,7 +14,7 @@ use futures::stream::BoxStream;
 use gatehouse_policies::diff::{self, Finding, Report, Summary};
 use gatehouse_policies::document::Limits;
 use gatehouse_policies::lint::{self, LintOptions, LintReport, Ruleset};
-use gatehouse_policies::openapi::{self, Document};
+use gatehouse_policies::openapi::{self, Document, SpecError};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
@@ -744,6 +744,7 @@ impl Registry {
         self.authorize(actor, Permission::Versions, Some(&api.team))?;
         check_override(actor, gate, Forced::BreakingChange)?;
         let document = self.parse_spec(bytes)?;
+        check_routes(&document)?;
         check_validators(&document)?;
         let version_text = document.info.version.to_string();
         if self.store.get_version(slug, &version_text).await?.is_some() {
@@ -1972,19 +1973,28 @@ fn check_rate(field: &str, rate: &Rate) -> Result<()> {
 
 /// Upstream targets: `mock://`, or `http://host[:port][/base]`.
 fn check_target_url(url: &str) -> std::result::Result<(), String> {
-    if url == "mock://" || url.starts_with("mock://") {
-        return Ok(());
-    }
-    let rest = url
-        .strip_prefix("http://")
-        .ok_or_else(|| format!("`{url}` must be mock:// or http://host:port"))?;
-    let authority = rest.split('/').next().unwrap_or("");
-    if authority.is_empty() || authority.contains('@') || rest.contains(['?', '#']) {
-        return Err(format!(
-            "`{url}` must be http://host[:port][/base-path], without credentials, query or fragment"
-        ));
-    }
-    Ok(())
+    crate::snapshot::parse_target_url(url)
+        .map(|_| ())
+        .map_err(|e| format!("`{url}`: {e} (use mock:// or http://host[:port][/base-path])"))
+}
+
+/// Refuses a spec whose paths the gateway's router cannot hold (two templates that differ
+/// only in parameter names, which OpenAPI forbids too): the snapshot compiles the same
+/// router, so a registered version is always routable.
+fn check_routes(document: &Document) -> Result<()> {
+    crate::snapshot::compile_router(document)
+        .map(|_| ())
+        .map_err(|(template, _)| {
+            RegistryError::InvalidSpec(SpecError::InvalidValue {
+                pointer: format!(
+                    "/paths/{}",
+                    gatehouse_policies::openapi::escape_pointer(&template)
+                ),
+                value: template,
+                expected: "a path template that does not collide with another one of the spec \
+                           (templates that differ only in parameter names are the same path)",
+            })
+        })
 }
 
 #[cfg(test)]

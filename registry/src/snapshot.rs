@@ -99,6 +99,8 @@ pub enum TargetUrlError {
     NoHost,
     #[error("the URL must not carry a query or a fragment")]
     QueryOrFragment,
+    #[error("the URL must not carry credentials")]
+    Credentials,
 }
 
 /// The compiled, immutable view of the registry that the gateway serves from.
@@ -348,6 +350,9 @@ pub fn parse_target_url(url: &str) -> Result<TargetKind, TargetUrlError> {
     }
     let uri: http::Uri = url.parse().map_err(|_| TargetUrlError::NotAUrl)?;
     let authority = uri.authority().ok_or(TargetUrlError::NoHost)?;
+    if authority.as_str().contains('@') {
+        return Err(TargetUrlError::Credentials);
+    }
     let host = authority
         .host()
         .trim_start_matches('[')
@@ -1220,6 +1225,10 @@ mod tests {
             Err(TargetUrlError::Scheme { .. })
         ));
         assert_eq!(parse_target_url("erp"), Err(TargetUrlError::NotAUrl));
+        assert_eq!(
+            parse_target_url("http://user:pw@erp.internal"),
+            Err(TargetUrlError::Credentials)
+        );
         assert_eq!(
             parse_target_url("http://erp/x?y=1"),
             Err(TargetUrlError::QueryOrFragment)

@@ -467,6 +467,21 @@ async fn invalid_specs_refuse_with_422_before_lint(h: Harness) {
             .unwrap()
             .ends_with("/$ref")
     );
+    // Two templates that differ only in parameter names are one path: the gateway could
+    // not route them, so the spec is refused with the pointer of the second.
+    let colliding = spec("1.0.0").replace(
+        "components:\n",
+        "  /items/{code}:\n    get:\n      operationId: getByCode\n      summary: By code\n      \
+         parameters:\n        - {name: code, in: path, required: true, schema: {type: string}}\n      \
+         responses:\n        '200': {description: ok}\n        '404': {$ref: '#/components/responses/Problem'}\n        \
+         '429': {$ref: '#/components/responses/Problem'}\ncomponents:\n",
+    );
+    let p = h
+        .register("", &h.architect, &colliding)
+        .await
+        .problem(422, "invalid-spec");
+    let pointer = p["errors"][0]["pointer"].as_str().unwrap();
+    assert!(pointer.starts_with("/paths/~1items~1{"), "{p}");
     h.register("", &h.architect, &spec("1.0.0"))
         .await
         .expect(201);

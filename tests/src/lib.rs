@@ -767,6 +767,39 @@ impl GatehouseProcess {
         format!("http://{}{}", self.admin, path)
     }
 
+    /// The node's Prometheus text (`GET /metrics`).
+    pub async fn metrics(&self) -> String {
+        let resp = client()
+            .get(self.admin_url("/metrics"))
+            .send()
+            .await
+            .expect("GET /metrics");
+        resp.text().await.expect("the metrics text")
+    }
+
+    /// Two nodes sharing the database at `url` under one admin `token`: the first runs
+    /// everything, the second only the gateway (`--role gateway`).
+    pub async fn pair_sharing(url: &str, token: &str) -> (Self, Self) {
+        let all = Self::start_with_token(
+            ServeOptions {
+                database_url: Some(url.to_owned()),
+                ..ServeOptions::default()
+            },
+            token,
+        )
+        .await;
+        let gateway = Self::start_with_token(
+            ServeOptions {
+                database_url: Some(url.to_owned()),
+                role: "gateway",
+                ..ServeOptions::default()
+            },
+            token,
+        )
+        .await;
+        (all, gateway)
+    }
+
     /// The process id (for `/proc/<pid>/status`).
     pub fn pid(&self) -> u32 {
         self.child.id()

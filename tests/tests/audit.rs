@@ -818,14 +818,7 @@ async fn access_logging_can_be_turned_off() {
     assert_eq!(sent.len(), 12);
     assert!(export(&gh, t0).await.is_empty());
     assert_eq!(access_status(&gh).await["enabled"], false);
-    let metrics = client()
-        .get(gh.admin_url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = gh.metrics().await;
     assert!(
         metrics.contains("gatehouse_access_records_queued_total 0"),
         "{metrics}"

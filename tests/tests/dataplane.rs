@@ -101,14 +101,7 @@ async fn the_bundled_catalog_answers_through_the_gateway_from_mock() {
         ready["detail"]["snapshot"]["generation"].as_i64().unwrap() > 0,
         "{ready}"
     );
-    let metrics = client()
-        .get(gh.admin_url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = gh.metrics().await;
     assert!(
         metrics.contains("gatehouse_requests_total{api=\"inventory\",major=\"2\""),
         "{metrics}"
@@ -408,24 +401,8 @@ async fn a_second_node_sharing_postgres_routes_a_new_version_within_a_second() {
     };
     let url = schema.url().to_owned();
     let up = EchoUpstream::start("erp").await;
-    let token = "gh_test_fresh_postgres_bootstrap";
-    let admin_node = GatehouseProcess::start_with_token(
-        ServeOptions {
-            database_url: Some(url.clone()),
-            ..ServeOptions::default()
-        },
-        token,
-    )
-    .await;
-    let gateway_node = GatehouseProcess::start_with_token(
-        ServeOptions {
-            database_url: Some(url),
-            role: "gateway",
-            ..ServeOptions::default()
-        },
-        token,
-    )
-    .await;
+    let (admin_node, gateway_node) =
+        GatehouseProcess::pair_sharing(&url, "gh_test_fresh_postgres_bootstrap").await;
     // A slug of its own: the shared database outlives test runs.
     let slug = format!("echo{}", gatehouse_tests::free_port());
     admin_node

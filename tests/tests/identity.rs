@@ -619,24 +619,8 @@ async fn a_revoked_key_is_refused_within_a_second_on_a_second_node() {
 
 async fn revoked_key_scenario(url: String) {
     let up = EchoUpstream::start("shop").await;
-    let token = "gh_test_identity_pg_bootstrap";
-    let admin_node = GatehouseProcess::start_with_token(
-        ServeOptions {
-            database_url: Some(url.clone()),
-            ..ServeOptions::default()
-        },
-        token,
-    )
-    .await;
-    let gateway_node = GatehouseProcess::start_with_token(
-        ServeOptions {
-            database_url: Some(url),
-            role: "gateway",
-            ..ServeOptions::default()
-        },
-        token,
-    )
-    .await;
+    let (admin_node, gateway_node) =
+        GatehouseProcess::pair_sharing(&url, "gh_test_identity_pg_bootstrap").await;
     let jwks = JwksServer::start(json!({"keys": []})).await;
     setup(&admin_node, &up, &jwks.uri(), "shop").await;
     let admin = admin_node.admin();

@@ -344,14 +344,7 @@ async fn redis_outage_fail_open_fail_closed_and_recovery() {
     assert_eq!(body["type"], "urn:gatehouse:problem:rate-limit-unavailable");
     let ready = readyz(&gh).await;
     assert_eq!(ready["detail"]["rate_limits"]["degraded"], true, "{ready}");
-    let metrics = client()
-        .get(gh.admin_url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = gh.metrics().await;
     assert!(
         metrics.contains(
             "gatehouse_ratelimit_decisions_total{backend=\"fallback\",result=\"allowed\"}"

@@ -781,14 +781,7 @@ async fn every_operation_of_the_bundled_catalog_is_validated() {
         .unwrap();
     let (status, body) = problem(resp).await;
     assert_eq!(status, 400, "{body}");
-    let metrics = c
-        .get(gh.admin_url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = gh.metrics().await;
     assert!(
         metrics
             .lines()

@@ -10,6 +10,7 @@ use crate::metrics::UpstreamErrorKind;
 use bytes::Bytes;
 use gatehouse_policies::problem::{self, FieldError, Problem, ProblemKind};
 use gatehouse_policies::ratelimit::Exceeded;
+use gatehouse_policies::redact::clip;
 use gatehouse_policies::routing::MajorError;
 use gatehouse_registry::snapshot::MajorEntry;
 use std::time::SystemTime;
@@ -71,19 +72,6 @@ pub struct Reply {
     pub problem: Option<ProblemKind>,
 }
 
-/// Keeps echoed client input short in details.
-fn clip(s: &str) -> String {
-    const MAX: usize = 80;
-    if s.len() <= MAX {
-        return s.to_owned();
-    }
-    let mut end = MAX;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &s[..end])
-}
-
 fn majors_list(available: &[u64]) -> String {
     if available.is_empty() {
         return "none".into();
@@ -109,7 +97,7 @@ impl GatewayError {
                 ),
                 Refusal::UnknownApi { api } => Problem::new(
                     ProblemKind::UnknownApi,
-                    format!("there is no API `{}`", clip(api)),
+                    format!("there is no API `{}`", clip(api, 80)),
                 ),
                 Refusal::Major { error, available } => match error {
                     MajorError::Missing { .. } => {
@@ -156,7 +144,7 @@ impl GatewayError {
                             major.api,
                             major.major,
                             major.version,
-                            clip(rest)
+                            clip(rest, 80)
                         ),
                     )
                 }

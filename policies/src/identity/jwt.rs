@@ -317,7 +317,7 @@ impl<'t> UnverifiedToken<'t> {
         let alg = Alg::parse(&self.header.alg)
             .filter(|a| policy.algorithms.contains(a))
             .ok_or_else(|| TokenError::AlgorithmNotAllowed {
-                alg: clip(&self.header.alg),
+                alg: crate::redact::clip(&self.header.alg, 40),
             })?;
 
         // 2. The key: only the issuer's own, of a type that fits the algorithm.
@@ -340,7 +340,9 @@ impl<'t> UnverifiedToken<'t> {
         }
         if tried == 0 {
             return Err(match kid {
-                Some(kid) if !keys.has_kid(kid) => TokenError::UnknownKid { kid: clip(kid) },
+                Some(kid) if !keys.has_kid(kid) => TokenError::UnknownKid {
+                    kid: crate::redact::clip(kid, 40),
+                },
                 _ => TokenError::NoKey { alg },
             });
         }
@@ -440,19 +442,6 @@ impl<'t> UnverifiedToken<'t> {
         scopes.dedup();
         Ok(scopes)
     }
-}
-
-/// Keeps echoed token input short in errors and logs.
-fn clip(s: &str) -> String {
-    const MAX: usize = 40;
-    if s.len() <= MAX {
-        return s.to_owned();
-    }
-    let mut end = MAX;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &s[..end])
 }
 
 #[cfg(test)]
