@@ -28,7 +28,7 @@ pub struct Limits {
 impl Default for Limits {
     fn default() -> Self {
         Self {
-            max_bytes: 10 * 1024 * 1024,
+            max_bytes: 32 * 1024 * 1024,
             max_depth: 128,
             max_nodes: 2_000_000,
         }

@@ -462,7 +462,7 @@ impl Registry {
         self.clock.now()
     }
 
-    /// Uses other limits for spec ingest (the default is 10 MiB, depth 128).
+    /// Uses other limits for spec ingest (the default is 32 MiB, depth 128).
     #[must_use]
     pub fn with_spec_limits(mut self, limits: Limits) -> Self {
         self.spec_limits = limits;
@@ -1991,8 +1991,9 @@ fn check_routes(document: &Document) -> Result<()> {
                     gatehouse_policies::openapi::escape_pointer(&template)
                 ),
                 value: template,
-                expected: "a path template that does not collide with another one of the spec \
-                           (templates that differ only in parameter names are the same path)",
+                expected: "a path the gateway can route: templates that differ only in \
+                           parameter names must not define the same method, and a path \
+                           segment holds at most one parameter",
             })
         })
 }

@@ -60,13 +60,12 @@ pub enum SnapshotError {
         #[source]
         source: SpecError,
     },
-    #[error("{api} {version}: path `{template}` cannot be routed: {source}")]
+    #[error("{api} {version}: path `{template}` cannot be routed: {reason}")]
     Route {
         api: String,
         version: String,
         template: String,
-        #[source]
-        source: matchit::InsertError,
+        reason: String,
     },
     #[error("{api} major {major}: upstream target `{url}`: {source}")]
     Target {
@@ -217,14 +216,18 @@ pub struct PathEntry {
     pub operations: Vec<OperationEntry>,
     /// The `Allow` header value for a 405: the defined methods, e.g. `GET, POST`.
     pub allow: String,
-    /// Router parameter names (positional, `p<segment>`) → the spec's names.
-    param_names: Vec<(String, String)>,
 }
 
 /// One operation, with what the gateway needs at request time.
 #[derive(Debug)]
 pub struct OperationEntry {
     pub method: Method,
+    /// The path template of the operation as written in the spec. Path items whose
+    /// templates differ only in parameter names (`/a/{id}` and `/a/{code}`, with different
+    /// methods) share one route, so this may differ from [`PathEntry::template`].
+    pub template: String,
+    /// Router parameters (positional, `p<segment>`) → this operation's parameter names.
+    param_names: Vec<RouteParam>,
     /// The operation id, or `METHOD /path`: for logs and metrics.
     pub name: String,
     /// Whether a failed attempt may be retried (RFC 9110 idempotent methods).
@@ -238,7 +241,6 @@ pub struct OperationEntry {
     /// Query parameters declared `x-sensitive: true`: their values never reach the access
     /// log (names that look like credentials are redacted anyway).
     pub sensitive_query: Vec<String>,
-    // ROOM(validation): the compiled parameter and body validators of this operation.
 }
 
 impl OperationEntry {
@@ -437,26 +439,28 @@ impl MajorEntry {
             return PathLookup::NotFound;
         };
         let op = method.and_then(|method| entry.operations.iter().position(|o| o.method == method));
-        match op {
-            Some(operation) => PathLookup::Found {
-                path: path_index,
-                operation,
-                params: m
-                    .params
-                    .iter()
-                    .map(|(k, v)| {
-                        let name = entry
-                            .param_names
-                            .iter()
-                            .find(|(pos, _)| pos == k)
-                            .map_or(k, |(_, orig)| orig.as_str());
-                        (name, v)
-                    })
-                    .collect(),
-            },
-            None => PathLookup::MethodNotAllowed {
+        let Some(operation) = op else {
+            return PathLookup::MethodNotAllowed {
                 allow: &entry.allow,
-            },
+            };
+        };
+        let names = &entry.operations[operation].param_names;
+        let mut params = Vec::with_capacity(m.params.len());
+        for (key, value) in m.params.iter() {
+            match names.iter().find(|p| p.key == key) {
+                Some(p) => {
+                    if !p.bind(value, &mut params) {
+                        // A segment of several parameters whose separators are missing.
+                        return PathLookup::NotFound;
+                    }
+                }
+                None => params.push((key, value)),
+            }
+        }
+        PathLookup::Found {
+            path: path_index,
+            operation,
+            params,
         }
     }
 
@@ -754,7 +758,7 @@ fn attach_validators(
         for op in &mut path.operations {
             op.validator = validators
                 .operations
-                .get(&(op.method, path.template.clone()))
+                .get(&(op.method, op.template.clone()))
                 .cloned();
         }
     }
@@ -781,11 +785,11 @@ fn compile_major(
         source,
     })?;
     let (router, mut paths) =
-        compile_router(&document).map_err(|(template, source)| SnapshotError::Route {
+        compile_router(&document).map_err(|(template, reason)| SnapshotError::Route {
             api: v.api.clone(),
             version: v.version.clone(),
             template,
-            source,
+            reason,
         })?;
     let validators = attach_validators(
         v,
@@ -850,68 +854,208 @@ type RouterParts = (matchit::Router<usize>, Vec<PathEntry>);
 ///
 /// Parameters are renamed by position (`{p<segment>}`), so two templates that name the
 /// parameter at the same position differently (`/orders/{id}` and `/orders/{number}/lines`)
-/// do not conflict; the spec's names are kept beside the router.
-pub fn compile_router(doc: &Document) -> Result<RouterParts, (String, matchit::InsertError)> {
+/// do not conflict; each operation keeps its spec's names. Templates that differ only in
+/// parameter names (`/a/{id}` for DELETE, `/a/{code}` for GET, as GitHub's spec has) share
+/// one route when their methods differ. Errors name the template and the reason.
+pub fn compile_router(doc: &Document) -> Result<RouterParts, (String, String)> {
     let mut router = matchit::Router::new();
-    let mut paths = Vec::with_capacity(doc.paths.len());
+    let mut paths: Vec<PathEntry> = Vec::with_capacity(doc.paths.len());
+    // Positional route → index in `paths`: templates that differ only in parameter names
+    // are one route to the router.
+    let mut routes: HashMap<String, usize> = HashMap::with_capacity(doc.paths.len());
     for item in &doc.paths {
-        let (route, param_names) = positional_route(&item.template);
+        let (route, param_names) =
+            positional_route(&item.template).map_err(|e| (item.template.clone(), e))?;
+        let operations = item.operations.iter().map(|op| {
+            let mut entry = compile_operation(doc, op);
+            entry.template.clone_from(&item.template);
+            entry.param_names.clone_from(&param_names);
+            entry
+        });
+        if let Some(&index) = routes.get(&route) {
+            // OpenAPI calls such paths identical; real specs (GitHub's) still use them,
+            // with different methods. Same method twice: the gateway could not choose.
+            let entry = &mut paths[index];
+            for op in operations {
+                if entry.operations.iter().any(|o| o.method == op.method) {
+                    return Err((
+                        item.template.clone(),
+                        format!(
+                            "it is the same path as `{}` (only parameter names differ) and both \
+                             define {}",
+                            entry.template,
+                            op.method.as_str()
+                        ),
+                    ));
+                }
+                entry.operations.push(op);
+            }
+            entry.allow = allow_header(&entry.operations);
+            continue;
+        }
         router
-            .insert(route, paths.len())
-            .map_err(|e| (item.template.clone(), e))?;
-        let operations: Vec<OperationEntry> = item
-            .operations
-            .iter()
-            .map(|op| compile_operation(doc, op))
-            .collect();
-        let mut methods: Vec<Method> = operations.iter().map(|o| o.method).collect();
-        methods.sort();
-        let allow = methods
-            .iter()
-            .map(|m| m.as_str())
-            .collect::<Vec<_>>()
-            .join(", ");
+            .insert(route.clone(), paths.len())
+            .map_err(|e| (item.template.clone(), e.to_string()))?;
+        routes.insert(route, paths.len());
+        let operations: Vec<OperationEntry> = operations.collect();
         paths.push(PathEntry {
             template: item.template.clone(),
+            allow: allow_header(&operations),
             operations,
-            allow,
-            param_names,
         });
     }
     Ok((router, paths))
 }
 
+/// The `Allow` value of a path: its methods, sorted.
+fn allow_header(operations: &[OperationEntry]) -> String {
+    let mut methods: Vec<Method> = operations.iter().map(|o| o.method).collect();
+    methods.sort();
+    methods
+        .iter()
+        .map(|m| m.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// `/orders/{order_number}/lines` → `/orders/{p1}/lines` and `[("p1", "order_number")]`.
 /// Literal braces outside parameters are escaped for matchit.
-fn positional_route(template: &str) -> (String, Vec<(String, String)>) {
+fn positional_route(template: &str) -> Result<(String, Vec<RouteParam>), String> {
     let mut out = String::with_capacity(template.len());
-    let mut names = Vec::new();
+    let mut params = Vec::new();
     for (i, seg) in template.split('/').enumerate() {
         if i > 0 {
             out.push('/');
         }
-        let mut rest = seg;
-        let mut n = 0;
-        while let Some(open) = rest.find('{') {
-            let Some(close) = rest[open..].find('}').map(|c| open + c) else {
-                break;
-            };
-            out.push_str(&escape_braces(&rest[..open]));
-            let positional = if n == 0 {
-                format!("p{i}")
-            } else {
-                format!("p{i}_{n}")
-            };
-            out.push('{');
-            out.push_str(&positional);
-            out.push('}');
-            names.push((positional, rest[open + 1..close].to_owned()));
-            n += 1;
-            rest = &rest[close + 1..];
+        let parts = segment_parts(seg);
+        let names: Vec<&str> = parts
+            .iter()
+            .filter_map(|p| match p {
+                SegmentPart::Param(n) => Some(n.as_str()),
+                SegmentPart::Literal(_) => None,
+            })
+            .collect();
+        let key = format!("p{i}");
+        match names.len() {
+            0 => out.push_str(&escape_braces(seg)),
+            1 => {
+                // One parameter, with literal text around it: the router matches the text.
+                for part in &parts {
+                    match part {
+                        SegmentPart::Literal(l) => out.push_str(&escape_braces(l)),
+                        SegmentPart::Param(_) => {
+                            out.push('{');
+                            out.push_str(&key);
+                            out.push('}');
+                        }
+                    }
+                }
+                params.push(RouteParam {
+                    key,
+                    name: names[0].to_owned(),
+                    split: Vec::new(),
+                });
+            }
+            _ => {
+                // Several (`{base}...{head}`): the router takes the whole segment, split at
+                // the literal separators when matched. Two parameters with nothing between
+                // them could be split anywhere.
+                if parts
+                    .windows(2)
+                    .any(|w| matches!(w, [SegmentPart::Param(_), SegmentPart::Param(_)]))
+                {
+                    return Err(format!(
+                        "segment `{seg}` puts two parameters side by side with no text between \
+                         them, so no request can tell where one ends"
+                    ));
+                }
+                out.push('{');
+                out.push_str(&key);
+                out.push('}');
+                params.push(RouteParam {
+                    key,
+                    name: String::new(),
+                    split: parts,
+                });
+            }
         }
-        out.push_str(&escape_braces(rest));
     }
-    (out, names)
+    Ok((out, params))
+}
+
+/// One path segment of a template, as literal text and parameters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum SegmentPart {
+    Literal(String),
+    Param(String),
+}
+
+fn segment_parts(seg: &str) -> Vec<SegmentPart> {
+    let mut parts = Vec::new();
+    let mut rest = seg;
+    while let Some(open) = rest.find('{') {
+        let Some(close) = rest[open..].find('}').map(|c| open + c) else {
+            break;
+        };
+        if open > 0 {
+            parts.push(SegmentPart::Literal(rest[..open].to_owned()));
+        }
+        parts.push(SegmentPart::Param(rest[open + 1..close].to_owned()));
+        rest = &rest[close + 1..];
+    }
+    if !rest.is_empty() {
+        parts.push(SegmentPart::Literal(rest.to_owned()));
+    }
+    parts
+}
+
+/// A router parameter and the spec's name(s) it carries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct RouteParam {
+    /// The router's name (`p<segment>`).
+    key: String,
+    /// The spec's name, for a segment with one parameter.
+    name: String,
+    /// For a segment with several parameters: its literal text and parameters in order.
+    split: Vec<SegmentPart>,
+}
+
+impl RouteParam {
+    /// Adds the spec's parameters carried by the router's `value` to `out`; false when a
+    /// segment of several parameters does not hold its literal separators.
+    fn bind<'a>(&'a self, value: &'a str, out: &mut Vec<(&'a str, &'a str)>) -> bool {
+        if self.split.is_empty() {
+            out.push((self.name.as_str(), value));
+            return true;
+        }
+        let mut rest = value;
+        for (i, part) in self.split.iter().enumerate() {
+            match part {
+                SegmentPart::Literal(l) => match rest.strip_prefix(l.as_str()) {
+                    Some(r) => rest = r,
+                    None => return false,
+                },
+                SegmentPart::Param(name) => {
+                    let end = match self.split.get(i + 1) {
+                        // The last literal of the segment is a suffix: its last occurrence.
+                        Some(SegmentPart::Literal(l)) if i + 2 == self.split.len() => {
+                            rest.rfind(l.as_str())
+                        }
+                        Some(SegmentPart::Literal(l)) => rest.find(l.as_str()),
+                        _ => Some(rest.len()),
+                    };
+                    match end {
+                        Some(end) if end > 0 => {
+                            out.push((name.as_str(), &rest[..end]));
+                            rest = &rest[end..];
+                        }
+                        _ => return false,
+                    }
+                }
+            }
+        }
+        rest.is_empty()
+    }
 }
 
 fn escape_braces(s: &str) -> String {
@@ -921,6 +1065,8 @@ fn escape_braces(s: &str) -> String {
 fn compile_operation(doc: &Document, op: &Operation) -> OperationEntry {
     OperationEntry {
         method: op.method,
+        template: String::new(),
+        param_names: Vec::new(),
         name: op.display_name(),
         idempotent: op.method.is_idempotent(),
         mocks: compile_mocks(op),
@@ -1439,17 +1585,93 @@ mod tests {
 
     #[test]
     fn positional_routes() {
+        let (route, params) = positional_route("/orders/{order_number}/lines/{line}").unwrap();
+        assert_eq!(route, "/orders/{p2}/lines/{p4}");
+        let names: Vec<(&str, &str)> = params
+            .iter()
+            .map(|p| (p.key.as_str(), p.name.as_str()))
+            .collect();
+        assert_eq!(names, [("p2", "order_number"), ("p4", "line")]);
         assert_eq!(
-            positional_route("/orders/{order_number}/lines/{line}"),
-            (
-                "/orders/{p2}/lines/{p4}".to_owned(),
-                vec![
-                    ("p2".to_owned(), "order_number".to_owned()),
-                    ("p4".to_owned(), "line".to_owned())
-                ]
-            )
+            positional_route("/files/{name}.json").unwrap().0,
+            "/files/{p2}.json"
         );
-        assert_eq!(positional_route("/files/{name}.json").0, "/files/{p2}.json");
+        // Several parameters in one segment: the router takes the segment whole.
+        assert_eq!(
+            positional_route("/repos/{owner}/{repo}/compare/{base}...{head}")
+                .unwrap()
+                .0,
+            "/repos/{p2}/{p3}/compare/{p5}"
+        );
+        assert!(positional_route("/x/{a}{b}").is_err());
+    }
+
+    #[test]
+    fn a_segment_of_several_parameters_is_split_at_its_separators() {
+        let (_, params) = positional_route("/packages/{name}-{version}.zip").unwrap();
+        let p = &params[0];
+        let bind = |v: &'static str| {
+            let mut out = Vec::new();
+            p.bind(v, &mut out).then_some(out)
+        };
+        assert_eq!(
+            bind("wrap-1.2.3.zip"),
+            Some(vec![("name", "wrap"), ("version", "1.2.3")])
+        );
+        assert_eq!(
+            bind("pallet-wrap-2.zip"),
+            Some(vec![("name", "pallet"), ("version", "wrap-2")])
+        );
+        for bad in ["wrap.zip", "-1.zip", "wrap-1.tar", "wrap-.zip"] {
+            assert_eq!(bind(bad), None, "{bad}");
+        }
+        let (_, params) = positional_route("/compare/{base}...{head}").unwrap();
+        let mut out = Vec::new();
+        assert!(params[0].bind("main...feature/x", &mut out));
+        assert_eq!(out, [("base", "main"), ("head", "feature/x")]);
+    }
+
+    #[test]
+    fn templates_that_differ_only_in_names_share_a_route_per_method() {
+        let op = |id: &str, name: &str| {
+            serde_json::json!({"operationId": id, "parameters": [
+                {"name": "org", "in": "path", "required": true, "schema": {"type": "string"}},
+                {"name": name, "in": "path", "required": true, "schema": {"type": "string"}}],
+                "responses": {"200": {"description": "ok"}}})
+        };
+        let doc = |second: &str| {
+            openapi::parse_value(serde_json::json!({
+                "openapi": "3.1.0",
+                "info": {"title": "t", "version": "1.0.0"},
+                "paths": {
+                    "/orgs/{org}/attestations/{attestation_id}": {"delete": op("del", "attestation_id")},
+                    "/orgs/{org}/attestations/{subject_digest}": {second: op("get", "subject_digest")}
+                }
+            }))
+            .unwrap()
+        };
+        let (router, paths) = compile_router(&doc("get")).unwrap();
+        assert_eq!(paths.len(), 1);
+        assert!(paths[0].allow.contains("GET") && paths[0].allow.contains("DELETE"));
+        let m = router.at("/orgs/acme/attestations/sha256:1").unwrap();
+        let entry = &paths[*m.value];
+        let get = entry
+            .operations
+            .iter()
+            .find(|o| o.method == Method::Get)
+            .unwrap();
+        assert_eq!(get.template, "/orgs/{org}/attestations/{subject_digest}");
+        assert!(get.param_names.iter().any(|p| p.name == "subject_digest"));
+        let del = entry
+            .operations
+            .iter()
+            .find(|o| o.method == Method::Delete)
+            .unwrap();
+        assert!(del.param_names.iter().any(|p| p.name == "attestation_id"));
+        // The same method under both: no way to choose.
+        let (template, reason) = compile_router(&doc("delete")).unwrap_err();
+        assert_eq!(template, "/orgs/{org}/attestations/{subject_digest}");
+        assert!(reason.contains("DELETE"), "{reason}");
     }
 
     #[test]

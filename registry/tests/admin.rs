@@ -1908,10 +1908,13 @@ admin_test!(
 admin_test!(bodies_over_their_limit_are_413, |t: App| async move {
     world(&t).await;
     let before = t.log_len().await;
-    // A spec over the default 10 MiB: a valid start, then padding in a comment.
+    // A spec over the default limit: a valid start, then padding in a comment.
     let mut big = spec("1.5.0");
     big.extend(b"# ");
-    big.resize(10 * 1024 * 1024 + 1, b'x');
+    big.resize(
+        gatehouse_policies::document::Limits::default().max_bytes + 1,
+        b'x',
+    );
     let p = t
         .post("/apis/inventory/versions")
         .body("application/yaml", big)

@@ -41,11 +41,14 @@ pub fn access_record(
 ) -> AccessRecord {
     let req = session.req_header();
     let operation = ctx.routed.as_ref().and_then(|r| r.operation());
-    let template = ctx
-        .routed
-        .as_ref()
-        .and_then(|r| r.major.paths.get(r.path))
-        .map(|p| p.template.clone());
+    let template = match operation {
+        Some(op) => Some(op.template.clone()),
+        None => ctx
+            .routed
+            .as_ref()
+            .and_then(|r| r.major.paths.get(r.path))
+            .map(|p| p.template.clone()),
+    };
     let mut path = req.uri.path().to_owned();
     if let Some(query) = req.uri.query() {
         path.push('?');
