@@ -244,6 +244,11 @@ pub struct OperationEntry {
 }
 
 impl OperationEntry {
+    /// Whether a segment of this operation's template holds several parameters.
+    fn splits_segments(&self) -> bool {
+        self.param_names.iter().any(|p| !p.split.is_empty())
+    }
+
     /// Whether the spec marks the query parameter `name` sensitive.
     pub fn is_sensitive_query(&self, name: &str) -> bool {
         self.sensitive_query.iter().any(|n| n == name)
@@ -431,43 +436,61 @@ pub enum PathLookup<'a> {
 impl MajorEntry {
     /// Matches an operation path (the normalised path without `/{api}/v{major}`).
     pub fn lookup<'a>(&'a self, method: Option<Method>, rest: &'a str) -> PathLookup<'a> {
-        let Ok(m) = self.router.at(rest) else {
-            return PathLookup::NotFound;
-        };
-        let path_index = *m.value;
-        let Some(entry) = self.paths.get(path_index) else {
-            return PathLookup::NotFound;
-        };
-        let op = method.and_then(|method| entry.operations.iter().position(|o| o.method == method));
-        let Some(operation) = op else {
-            return PathLookup::MethodNotAllowed {
-                allow: &entry.allow,
-            };
-        };
-        let names = &entry.operations[operation].param_names;
-        let mut params = Vec::with_capacity(m.params.len());
-        for (key, value) in m.params.iter() {
-            match names.iter().find(|p| p.key == key) {
-                Some(p) => {
-                    if !p.bind(value, &mut params) {
-                        // A segment of several parameters whose separators are missing.
-                        return PathLookup::NotFound;
-                    }
-                }
-                None => params.push((key, value)),
-            }
-        }
-        PathLookup::Found {
-            path: path_index,
-            operation,
-            params,
-        }
+        lookup_in(&self.router, &self.paths, method, rest)
     }
 
     /// The operation a `Found` lookup named.
     pub fn operation(&self, path: usize, operation: usize) -> Option<&OperationEntry> {
         self.paths.get(path)?.operations.get(operation)
     }
+}
+
+/// Matches `rest` against a compiled router (see [`MajorEntry::lookup`]).
+fn lookup_in<'a>(
+    router: &'a matchit::Router<usize>,
+    paths: &'a [PathEntry],
+    method: Option<Method>,
+    rest: &'a str,
+) -> PathLookup<'a> {
+    let Ok(m) = router.at(rest) else {
+        return PathLookup::NotFound;
+    };
+    let path_index = *m.value;
+    let Some(entry) = paths.get(path_index) else {
+        return PathLookup::NotFound;
+    };
+    let Some(method) = method.filter(|m| entry.operations.iter().any(|o| o.method == *m)) else {
+        return PathLookup::MethodNotAllowed {
+            allow: &entry.allow,
+        };
+    };
+    // Operations of one method on one route differ in how their segments split
+    // (`{base}...{head}` before `{basehead}`): the first whose parameters bind wins.
+    let mut params = Vec::with_capacity(m.params.len());
+    for (operation, op) in entry.operations.iter().enumerate() {
+        if op.method != method {
+            continue;
+        }
+        params.clear();
+        let bound = m.params.iter().all(|(key, value)| {
+            match op.param_names.iter().find(|p| p.key == key) {
+                Some(p) => p.bind(value, &mut params),
+                None => {
+                    params.push((key, value));
+                    true
+                }
+            }
+        });
+        if bound {
+            return PathLookup::Found {
+                path: path_index,
+                operation,
+                params,
+            };
+        }
+    }
+    // A segment of several parameters whose separators are missing.
+    PathLookup::NotFound
 }
 
 impl Snapshot {
@@ -877,18 +900,28 @@ pub fn compile_router(doc: &Document) -> Result<RouterParts, (String, String)> {
             // with different methods. Same method twice: the gateway could not choose.
             let entry = &mut paths[index];
             for op in operations {
-                if entry.operations.iter().any(|o| o.method == op.method) {
+                // The same method twice can be told apart only when exactly one of the two
+                // splits a segment at literal separators: it is tried first.
+                let clash = entry
+                    .operations
+                    .iter()
+                    .find(|o| o.method == op.method && o.splits_segments() == op.splits_segments());
+                if let Some(other) = clash {
                     return Err((
                         item.template.clone(),
                         format!(
                             "it is the same path as `{}` (only parameter names differ) and both \
                              define {}",
-                            entry.template,
+                            other.template,
                             op.method.as_str()
                         ),
                     ));
                 }
-                entry.operations.push(op);
+                if op.splits_segments() {
+                    entry.operations.insert(0, op);
+                } else {
+                    entry.operations.push(op);
+                }
             }
             entry.allow = allow_header(&entry.operations);
             continue;
@@ -911,6 +944,7 @@ pub fn compile_router(doc: &Document) -> Result<RouterParts, (String, String)> {
 fn allow_header(operations: &[OperationEntry]) -> String {
     let mut methods: Vec<Method> = operations.iter().map(|o| o.method).collect();
     methods.sort();
+    methods.dedup();
     methods
         .iter()
         .map(|m| m.as_str())
@@ -1629,6 +1663,39 @@ mod tests {
         let mut out = Vec::new();
         assert!(params[0].bind("main...feature/x", &mut out));
         assert_eq!(out, [("base", "main"), ("head", "feature/x")]);
+    }
+
+    #[test]
+    fn one_method_on_one_route_is_told_apart_by_how_its_segment_splits() {
+        // GitHub: GET /compare/{basehead} and GET /compare/{base}...{head}.
+        let op = |id: &str, names: &[&str]| {
+            let params: Vec<serde_json::Value> = names
+                .iter()
+                .map(|n| serde_json::json!({"name": n, "in": "path", "required": true, "schema": {"type": "string"}}))
+                .collect();
+            serde_json::json!({"get": {"operationId": id, "parameters": params,
+                "responses": {"200": {"description": "ok"}}}})
+        };
+        let doc = openapi::parse_value(serde_json::json!({
+            "openapi": "3.1.0",
+            "info": {"title": "t", "version": "1.0.0"},
+            "paths": {
+                "/compare/{basehead}": op("basehead", &["basehead"]),
+                "/compare/{base}...{head}": op("split", &["base", "head"])
+            }
+        }))
+        .unwrap();
+        let (router, paths) = compile_router(&doc).unwrap();
+        assert_eq!(paths.len(), 1);
+        assert_eq!(paths[0].allow, "GET");
+        let found = |path: &str| match lookup_in(&router, &paths, Some(Method::Get), path) {
+            PathLookup::Found {
+                operation, params, ..
+            } => Some((paths[0].operations[operation].name.clone(), params.len())),
+            _ => None,
+        };
+        assert_eq!(found("/compare/main...dev"), Some(("split".into(), 2)));
+        assert_eq!(found("/compare/main"), Some(("basehead".into(), 1)));
     }
 
     #[test]
