@@ -142,8 +142,11 @@ impl Writer {
             }
             () = tokio::time::sleep(idle) => return false,
         }
+        // One wake-up per batch, not one per record (each is a cross-thread wake of this
+        // task by a proxy thread): unless the queue already holds the rest of a batch, wait
+        // out the flush interval once, then take what has arrived.
         let deadline = Instant::now() + self.config.flush_interval;
-        while batch.len() < size {
+        if batch.len() < size && self.rx.len() < size - batch.len() {
             tokio::select! {
                 biased;
                 changed = stop.changed() => {
@@ -151,12 +154,13 @@ impl Writer {
                         return true;
                     }
                 }
-                n = self.rx.recv_many(batch, size - batch.len()) => {
-                    if n == 0 {
-                        return true;
-                    }
-                }
-                () = tokio::time::sleep_until(deadline) => break,
+                () = tokio::time::sleep_until(deadline) => {}
+            }
+        }
+        while batch.len() < size {
+            match self.rx.try_recv() {
+                Ok(record) => batch.push(record),
+                Err(_) => break,
             }
         }
         self.stats
