@@ -2,7 +2,8 @@
 # Gatehouse benchmark: one invocation measures every policy against the same references.
 #
 # References: (a) `direct` to the upstream, (b) `nginx` as a plain reverse proxy with upstream
-# keep-alive, (c) `haproxy` plain. Gatehouse nodes (each `gatehouse serve`, bundled catalog
+# keep-alive, (c) `haproxy` plain, (d) `pingora-plain`, a Pingora proxy with no policy at all
+# (bench/upstream/src/bin/pingora-plain.rs: Pingora's own floor). Gatehouse nodes (each `gatehouse serve`, bundled catalog
 # seeded, plus the `bench` API of bench/bench-api.json registered through the admin API):
 #
 #   gatehouse        the full hot path with the access log off: normalise, route through the
@@ -30,6 +31,7 @@
 #   FEATURES=mimalloc bench/run.sh       # build Gatehouse with a cargo feature
 #   GATEHOUSE_BIN=/path/gatehouse bench/run.sh   # measure a prebuilt binary instead
 #   NICE=-10 bench/run.sh                # every piece at a higher priority (busy machine)
+#   PERF=gatehouse:post1k bench/run.sh   # also record a perf profile of that measurement
 #
 # Needs: wrk, nginx, haproxy, redis-server, taskset, curl, python3
 # (apt-get install -y wrk nginx haproxy redis-server). Writes bench/out/ (results.md, raw
@@ -52,6 +54,7 @@ TOKEN=bench-bootstrap-token-0123456789
 UP=127.0.0.1:18000
 NGINX=127.0.0.1:18001
 HAPROXY=127.0.0.1:18002
+PLAIN=127.0.0.1:18003
 HAPROXY_RS=127.0.0.1:18005
 HAPROXY_ES=127.0.0.1:18006
 REDIS_PORT=18007
@@ -63,7 +66,7 @@ declare -A GH_PID=()
 for tool in wrk nginx haproxy redis-server taskset curl python3; do
   command -v "$tool" >/dev/null || { echo "missing $tool (apt-get install -y wrk nginx haproxy redis-server)" >&2; exit 2; }
 done
-for port in 18000 18001 18002 18005 18006 18007 18010 18011 18012 18013 18014 18015 18016 18017; do
+for port in 18000 18001 18002 18003 18005 18006 18007 18010 18011 18012 18013 18014 18015 18016 18017; do
   if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
     echo "port $port is in use (a previous run still going?)" >&2; exit 2
   fi
@@ -213,6 +216,12 @@ HAPROXY_PID=$!
 PIDS+=($HAPROXY_PID)
 wait_http "http://$HAPROXY/bench/v1/items/42" 200
 
+echo "== pingora-plain on core $PROXY_CPU (no policy: Pingora's own per-request cost)"
+start "$PROXY_CPU" "$BIN/pingora-plain" "$PLAIN" "$UP" >"$OUT/pingora-plain.log" 2>&1 &
+PLAIN_PID=$!
+PIDS+=($PLAIN_PID)
+wait_http "http://$PLAIN/bench/v1/items/42" 200
+
 token_of() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["tokens"][sys.argv[2]]["token"])' "$JWT/vectors.json" "$1"; }
 RS256=$(token_of rs256_valid)
 ES256=$(token_of es256_valid)
@@ -284,19 +293,19 @@ fi
 # What each setup is: base URL, credential header, processes whose CPU is counted.
 GH=${GH_PROXY[gatehouse]}
 declare -A BASE=(
-  [direct]="http://$UP" [nginx]="http://$NGINX/bench/v1" [haproxy]="http://$HAPROXY/bench/v1"
+  [direct]="http://$UP" [nginx]="http://$NGINX/bench/v1" [haproxy]="http://$HAPROXY/bench/v1" [pingora-plain]="http://$PLAIN/bench/v1"
   [gatehouse]="http://$GH/bench/v1" [gatehouse-noval]="http://$GH/bench-noval/v1"
   [gatehouse-rs256]="http://$GH/bench/v1" [gatehouse-es256]="http://$GH/bench/v1"
   [haproxy-rs256]="http://$HAPROXY_RS/bench/v1" [haproxy-es256]="http://$HAPROXY_ES/bench/v1"
 )
 declare -A AUTH=(
-  [direct]="X-Bench: none" [nginx]="X-Bench: none" [haproxy]="X-Bench: none"
+  [direct]="X-Bench: none" [nginx]="X-Bench: none" [haproxy]="X-Bench: none" [pingora-plain]="X-Bench: none"
   [gatehouse]="X-API-Key: ${KEY[gatehouse]}" [gatehouse-noval]="X-API-Key: ${KEY[gatehouse]}"
   [gatehouse-rs256]="Authorization: Bearer $RS256" [gatehouse-es256]="Authorization: Bearer $ES256"
   [haproxy-rs256]="Authorization: Bearer $RS256" [haproxy-es256]="Authorization: Bearer $ES256"
 )
 declare -A PROC=(
-  [direct]="" [nginx]="$NGINX_PID $NGINX_WORKERS" [haproxy]="$HAPROXY_PID"
+  [direct]="" [nginx]="$NGINX_PID $NGINX_WORKERS" [haproxy]="$HAPROXY_PID" [pingora-plain]="$PLAIN_PID"
   [haproxy-rs256]="$HAPROXY_PID" [haproxy-es256]="$HAPROXY_PID"
   [gatehouse]="${GH_PID[gatehouse]}" [gatehouse-noval]="${GH_PID[gatehouse]}"
   [gatehouse-rs256]="${GH_PID[gatehouse]}" [gatehouse-es256]="${GH_PID[gatehouse]}"
@@ -309,7 +318,7 @@ QUERY="/items?warehouse=WH-01&status=available&limit=100&since=2026-01-01T00:00:
 # The measurements: setup:kind. get = GET /items/42; post1k/post10k/post100k = POST /orders;
 # query = the GET with five query parameters.
 RUNS=()
-for s in direct nginx haproxy gatehouse gatehouse-noval gh-redis gh-log-sqlite gh-log-pg; do
+for s in direct nginx haproxy pingora-plain gatehouse gatehouse-noval gh-redis gh-log-sqlite gh-log-pg; do
   [ -n "${BASE[$s]:-}" ] && RUNS+=("$s:get" "$s:post1k")
 done
 for s in haproxy-rs256 gatehouse-rs256 haproxy-es256 gatehouse-es256; do RUNS+=("$s:get"); done
@@ -336,7 +345,15 @@ measure() { # setup kind round duration
   local s=$1 kind=$2 round=$3 duration=$4 before after args
   mapfile -t args < <(wrk_args "$s" "$kind")
   before=$(cpu_ticks ${PROC[$s]})
+  local perf_pid=""
+  if [ "${PERF:-}" = "$s:$kind" ] && [ "$round" = 1 ]; then
+    # A call-graph profile of the proxy during this measurement (`perf report -i …`).
+    perf record -q -F 999 --call-graph "${PERF_CALLGRAPH:-dwarf,16384}" -o "$OUT/perf-$s-$kind.data" -p "$(echo ${PROC[$s]} | tr ' ' ',')" \
+      -- sleep "${duration%s}" >/dev/null 2>&1 &
+    perf_pid=$!
+  fi
   pin "$LOAD_CPU" wrk -t1 -c"$CONNS" -d"$duration" --latency "${args[@]}" >"$OUT/raw/$s-$kind-$round.txt"
+  [ -n "$perf_pid" ] && wait "$perf_pid"
   after=$(cpu_ticks ${PROC[$s]})
   echo "$((after - before))" >"$OUT/raw/$s-$kind-$round.ticks"
 }
@@ -417,16 +434,18 @@ L = [f"Gatehouse benchmark: median of {rounds} runs of {duration}, wrk -t1 -c{co
 
 L += ["### Data plane (issue 3)", ""] + head
 for kind, label in (("get", "GET small JSON"), ("post1k", "POST 1 KB order")):
-    for s in ("direct", "nginx", "haproxy", "gatehouse"):
+    for s in ("direct", "nginx", "haproxy", "pingora-plain", "gatehouse"):
         if (s, kind) in med:
             L.append(line(s, kind, label))
-L += ["", "| request | gatehouse/nginx req/s | gatehouse/nginx p99 | gatehouse/haproxy req/s | gatehouse/direct req/s | nginx/gatehouse CPU per request |",
-      "| --- | ---: | ---: | ---: | ---: | ---: |"]
+L += ["", "| request | gatehouse/nginx req/s | gatehouse/nginx p99 | gatehouse/haproxy req/s | gatehouse/direct req/s | nginx/gatehouse CPU per request | pingora-plain/nginx req/s | gatehouse/pingora-plain req/s | CPU µs over pingora-plain |",
+      "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
 for kind, label in (("get", "GET"), ("post1k", "POST 1 KB")):
-    g = ("gatehouse", kind)
+    g, p = ("gatehouse", kind), ("pingora-plain", kind)
     if g in med and ("nginx", kind) in med:
+        over = f"{med[g][4] - med[p][4]:+.1f}" if p in med else ""
         L.append(f"| {label} | {ratio(g, ('nginx', kind))} | {ratio(g, ('nginx', kind), 2)} | "
-                 f"{ratio(g, ('haproxy', kind))} | {ratio(g, ('direct', kind))} | {ratio(('nginx', kind), g, 4)} |")
+                 f"{ratio(g, ('haproxy', kind))} | {ratio(g, ('direct', kind))} | {ratio(('nginx', kind), g, 4)} | "
+                 f"{ratio(p, ('nginx', kind))} | {ratio(g, p)} | {over} |")
 L += ["", f"Gatehouse (main node) memory: peak RSS {int(peak_kb)/1024:.1f} MiB (VmHWM), RSS at the end "
       f"{int(rss_kb)/1024:.1f} MiB, bundled catalog seeded plus the bench APIs."]
 g, n = med.get(("gatehouse", "get")), med.get(("nginx", "get"))
