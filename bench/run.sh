@@ -31,7 +31,8 @@
 #   FEATURES=mimalloc bench/run.sh       # build Gatehouse with a cargo feature
 #   GATEHOUSE_BIN=/path/gatehouse bench/run.sh   # measure a prebuilt binary instead
 #   NICE=-10 bench/run.sh                # every piece at a higher priority (busy machine)
-#   PERF=gatehouse:post1k bench/run.sh   # also record a perf profile of that measurement
+#   PERF="gatehouse:post1k gatehouse-noval:post1k" bench/run.sh   # also record perf profiles
+#                                        # of these measurements (round 1; bench/out/perf-*.data)
 #
 # Needs: wrk, nginx, haproxy, redis-server, taskset, curl, python3
 # (apt-get install -y wrk nginx haproxy redis-server). Writes bench/out/ (results.md, raw
@@ -346,7 +347,7 @@ measure() { # setup kind round duration
   mapfile -t args < <(wrk_args "$s" "$kind")
   before=$(cpu_ticks ${PROC[$s]})
   local perf_pid=""
-  if [ "${PERF:-}" = "$s:$kind" ] && [ "$round" = 1 ]; then
+  if [[ " ${PERF:-} " == *" $s:$kind "* ]] && [ "$round" = 1 ]; then
     # A call-graph profile of the proxy during this measurement (`perf report -i …`).
     perf record -q -F 999 --call-graph "${PERF_CALLGRAPH:-dwarf,16384}" -o "$OUT/perf-$s-$kind.data" -p "$(echo ${PROC[$s]} | tr ' ' ',')" \
       -- sleep "${duration%s}" >/dev/null 2>&1 &

@@ -110,17 +110,25 @@ pub(crate) fn parse_json(bytes: &[u8], max_depth: usize) -> Result<Value, String
     }
     .deserialize(&mut de)
     .and_then(|v| de.end().map(|()| v));
-    value.map_err(|e| {
-        let text = e.to_string();
-        if text.starts_with(TOO_DEEP) {
-            format!("nests arrays and objects deeper than the limit of {max_depth} levels ({text})")
-        } else {
-            format!("is not valid JSON: {text}")
-        }
-    })
+    value.map_err(|e| json_error(&e, max_depth))
 }
 
-const TOO_DEEP: &str = "too deep";
+/// [`parse_json`] onto a [`Tape`] (what request and response bodies are validated on):
+/// the same limits and the same error texts, without building a `Value`.
+pub(crate) fn parse_json_tape(bytes: &[u8], max_depth: usize) -> Result<Tape<'_>, String> {
+    Tape::parse(bytes, max_depth).map_err(|e| json_error(&e, max_depth))
+}
+
+fn json_error(e: &serde_json::Error, max_depth: usize) -> String {
+    let text = e.to_string();
+    if text.starts_with(TOO_DEEP) {
+        format!("nests arrays and objects deeper than the limit of {max_depth} levels ({text})")
+    } else {
+        format!("is not valid JSON: {text}")
+    }
+}
+
+use super::tape::{TOO_DEEP, Tape};
 
 /// Builds a `Value` allowing `remaining` more levels of arrays and objects.
 #[derive(Debug, Clone, Copy)]

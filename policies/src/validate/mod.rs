@@ -16,6 +16,7 @@
 mod body;
 mod params;
 mod schema;
+mod tape;
 
 use schema::Direction;
 
@@ -29,6 +30,7 @@ use schema::{CompiledSchema, ConvertProblem, Converter, Target};
 use serde_json::Value;
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
+use tape::Tape;
 
 /// Limits and policy applied to one API's operations.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -464,11 +466,19 @@ impl CompiledOperation {
             pointer: String::new(),
             message,
         };
-        let instance = match actual.body_kind() {
-            BodyKind::Json => match body::parse_json(bytes, self.max_json_depth) {
-                Ok(v) => v,
-                Err(message) => return push_limited(errors, limit, body_error(message)),
-            },
+        // JSON goes straight onto a tape (no `Value`: see `tape`); form and multipart
+        // bodies are decoded into a `Value` first, which the tape then borrows.
+        let decoded = match actual.body_kind() {
+            BodyKind::Json => {
+                return match body::parse_json_tape(bytes, self.max_json_depth) {
+                    Ok(tape) => {
+                        if let Some(validator) = &media.validator {
+                            schema::check(validator, tape, Target::Body, limit, errors);
+                        }
+                    }
+                    Err(message) => push_limited(errors, limit, body_error(message)),
+                };
+            }
             BodyKind::Form => {
                 let decoded = std::str::from_utf8(bytes)
                     .map_err(|_| "is not valid UTF-8".to_owned())
@@ -514,7 +524,13 @@ impl CompiledOperation {
             BodyKind::Other => return,
         };
         if let Some(validator) = &media.validator {
-            schema::check(validator, instance, Target::Body, limit, errors);
+            schema::check(
+                validator,
+                Tape::from_value(&decoded),
+                Target::Body,
+                limit,
+                errors,
+            );
         }
     }
 
@@ -582,7 +598,7 @@ impl CompiledOperation {
                             location,
                             name: &p.name,
                         };
-                        schema::check(v, value, target, limit, errors);
+                        schema::check(v, Tape::from_value(&value), target, limit, errors);
                     }
                 }
             }

@@ -15,10 +15,13 @@
 //! responses (OpenAPI 3.0.3, Schema Object). The same component therefore compiles to two
 //! different schemas.
 
+use super::tape::{Tape, TapeJson, TapeNode};
 use crate::openapi::{Dialect, Document, Schema, escape_pointer};
 use crate::problem::FieldError;
 use jsonschema::error::{TypeKind, ValidationErrorKind};
-use jsonschema::{Draft, Keyword, Registry, ValidationError, ValidationOptions, Validator};
+use jsonschema::{
+    Draft, Keyword, Registry, Retrieve, ValidationError, ValidationOptions, Validator,
+};
 use serde_json::{Map, Value, json};
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
@@ -533,7 +536,7 @@ fn unescape_pointer(segment: &str) -> String {
 /// `sN` only (a hash lookup), and the `/sN` prefix is taken off the error pointers.
 #[derive(Debug, Clone)]
 pub(crate) struct CompiledSchema {
-    set: Arc<Validator>,
+    set: Arc<Validator<TapeJson>>,
     key: Arc<str>,
 }
 
@@ -762,9 +765,11 @@ fn join_pointer(base: &str, rest: &str) -> String {
     format!("{base}{rest}")
 }
 
-/// The one set of options every schema is built with.
-fn validator_options<'r>(registry: &'r Registry<'r>) -> ValidationOptions<'r> {
-    jsonschema::options()
+/// The one set of options every schema is built with. Instances are [`Tape`]s.
+fn validator_options<'r>(
+    registry: &'r Registry<'r>,
+) -> ValidationOptions<'r, Arc<dyn Retrieve>, TapeJson> {
+    jsonschema::options_for::<TapeJson>()
         .with_draft(Draft::Draft202012)
         .with_registry(registry)
         .should_validate_formats(true)
@@ -785,7 +790,7 @@ fn validator_options<'r>(registry: &'r Registry<'r>) -> ValidationOptions<'r> {
                 Some("writeOnly") => RefusedProperty::WriteOnly,
                 _ => RefusedProperty::ReadOnly,
             };
-            Ok(Box::new(refused) as Box<dyn for<'i> Keyword<'i>>)
+            Ok(Box::new(refused) as Box<dyn for<'i> Keyword<'i, TapeJson>>)
         })
 }
 
@@ -808,8 +813,8 @@ enum RefusedProperty {
     WriteOnly,
 }
 
-impl<'i> Keyword<'i> for RefusedProperty {
-    fn validate(&self, _instance: &'i Value) -> Result<(), ValidationError<'i>> {
+impl<'i> Keyword<'i, TapeJson> for RefusedProperty {
+    fn validate(&self, _instance: TapeNode<'i>) -> Result<(), ValidationError<'i>> {
         Err(ValidationError::custom(match self {
             RefusedProperty::ReadOnly => {
                 "is read-only: the server sets it, so a request must not send it"
@@ -820,7 +825,7 @@ impl<'i> Keyword<'i> for RefusedProperty {
         }))
     }
 
-    fn is_valid(&self, _instance: &'i Value) -> bool {
+    fn is_valid(&self, _instance: TapeNode<'i>) -> bool {
         false
     }
 }
@@ -843,21 +848,20 @@ pub(crate) enum Target<'a> {
 /// requests never pay for error collection.
 pub(crate) fn check(
     schema: &CompiledSchema,
-    instance: Value,
+    mut instance: Tape<'_>,
     target: Target<'_>,
     limit: usize,
     out: &mut Vec<FieldError>,
 ) -> bool {
-    let mut wrapper = Map::with_capacity(1);
-    wrapper.insert(schema.key.to_string(), instance);
-    let wrapper = Value::Object(wrapper);
-    if schema.set.is_valid(&wrapper) {
+    instance.set_entry(&schema.key);
+    let wrapper = instance.root();
+    if schema.set.is_valid(wrapper) {
         return true;
     }
     // Every instance path starts with `/sN`, the entry; the client never saw it.
     let entry = schema.key.len() + 1;
     let mut found = Vec::new();
-    for error in schema.set.iter_errors(&wrapper) {
+    for error in schema.set.iter_errors(wrapper) {
         describe(&error, entry, &mut found, 0);
         if out.len() + found.len() >= limit {
             break;

@@ -1,0 +1,751 @@
+//! `Tape`: the instance representation the validators run on.
+//!
+//! Building a `serde_json::Value` costs an allocation per string, array and object and a
+//! hashed insert per member; on a 1 KB order that is five times the cost of reading the
+//! JSON (measured in `bench/README.md`). A tape is one `Vec` of slots in document order,
+//! with strings borrowed from the request body wherever they hold no escape, so parsing
+//! allocates once (the `Vec`) for most bodies. `jsonschema` validates it directly through
+//! its custom-representation traits ([`jsonschema::json`]), with the crate's own semantics
+//! for every keyword: only the storage differs.
+//!
+//! Layout: a scalar is one slot; an array is its header slot followed by its elements; an
+//! object is its header followed by `key, value` pairs (the key a string slot). A header
+//! knows its member count and where its subtree ends, so a sibling is one step away.
+//!
+//! Every tape starts with a wrapper object of one member (`{"sN": instance}`): the shape
+//! the compiled validator set expects (see `schema::CompiledSchema`). Its key is filled in
+//! by [`Tape::set_entry`] just before validation.
+
+use jsonschema::JsonType;
+use jsonschema::json::{Array, Json, Node, NodeIdentity, Object};
+use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
+use serde_json::{Map, Number, Value};
+use std::borrow::Cow;
+use std::fmt;
+
+/// The error text a too-deep document fails with (see [`Tape::parse`]).
+pub(crate) const TOO_DEEP: &str = "too deep";
+
+/// One slot of a tape.
+#[derive(Debug, Clone, PartialEq)]
+enum Slot<'s> {
+    Null,
+    Bool(bool),
+    Number(Number),
+    String(Cow<'s, str>),
+    /// `len` elements follow; the subtree ends before slot `end`.
+    Array {
+        len: u32,
+        end: u32,
+    },
+    /// `len` key/value pairs follow; the subtree ends before slot `end`.
+    Object {
+        len: u32,
+        end: u32,
+    },
+}
+
+/// A JSON document as a tape (see the module docs), wrapped as `{"<entry>": instance}`.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Tape<'s> {
+    slots: Vec<Slot<'s>>,
+}
+
+/// Where the instance starts: after the wrapper header and its key.
+#[cfg(test)]
+const INSTANCE: u32 = 2;
+
+impl<'s> Tape<'s> {
+    fn wrapper(capacity: usize) -> Self {
+        let mut slots = Vec::with_capacity(capacity + 2);
+        slots.push(Slot::Object { len: 1, end: 0 });
+        slots.push(Slot::String(Cow::Borrowed("")));
+        Tape { slots }
+    }
+
+    fn close_wrapper(&mut self) {
+        let end = self.end();
+        self.slots[0] = Slot::Object { len: 1, end };
+    }
+
+    fn end(&self) -> u32 {
+        u32::try_from(self.slots.len()).unwrap_or(u32::MAX)
+    }
+
+    /// Parses a JSON body, nesting at most `max_depth` arrays and objects. Errors are
+    /// `serde_json`'s (a depth overflow's text starts with [`TOO_DEEP`]); trailing
+    /// characters other than whitespace are an error.
+    pub fn parse(bytes: &'s [u8], max_depth: usize) -> Result<Self, serde_json::Error> {
+        // About one slot per 12 bytes on typical bodies; a miss only regrows the vector.
+        let mut tape = Tape::wrapper(bytes.len() / 12 + 4);
+        let mut de = serde_json::Deserializer::from_slice(bytes);
+        Builder {
+            tape: &mut tape,
+            remaining: max_depth,
+        }
+        .deserialize(&mut de)?;
+        de.end()?;
+        tape.close_wrapper();
+        Ok(tape)
+    }
+
+    /// The tape of a value decoded elsewhere (parameters, form and multipart bodies).
+    pub fn from_value(value: &'s Value) -> Self {
+        let mut tape = Tape::wrapper(8);
+        tape.push_value(value);
+        tape.close_wrapper();
+        tape
+    }
+
+    fn push_value(&mut self, value: &'s Value) {
+        match value {
+            Value::Null => self.slots.push(Slot::Null),
+            Value::Bool(b) => self.slots.push(Slot::Bool(*b)),
+            Value::Number(n) => self.slots.push(Slot::Number(n.clone())),
+            Value::String(s) => self.slots.push(Slot::String(Cow::Borrowed(s))),
+            Value::Array(items) => {
+                let at = self.open(Slot::Array { len: 0, end: 0 });
+                items.iter().for_each(|v| self.push_value(v));
+                self.close(at, items.len());
+            }
+            Value::Object(members) => {
+                let at = self.open(Slot::Object { len: 0, end: 0 });
+                for (k, v) in members {
+                    self.slots.push(Slot::String(Cow::Borrowed(k)));
+                    self.push_value(v);
+                }
+                self.close(at, members.len());
+            }
+        }
+    }
+
+    fn open(&mut self, header: Slot<'s>) -> usize {
+        self.slots.push(header);
+        self.slots.len() - 1
+    }
+
+    fn close(&mut self, at: usize, len: usize) {
+        let end = self.end();
+        let len = u32::try_from(len).unwrap_or(u32::MAX);
+        self.slots[at] = match self.slots[at] {
+            Slot::Array { .. } => Slot::Array { len, end },
+            _ => Slot::Object { len, end },
+        };
+    }
+
+    /// Names the wrapper's one member: the validator set's entry for the schema.
+    pub(crate) fn set_entry(&mut self, key: &str) {
+        self.slots[1] = Slot::String(Cow::Owned(key.to_owned()));
+    }
+
+    /// The root node: the wrapper object.
+    pub(crate) fn root(&self) -> TapeNode<'_> {
+        TapeNode { tape: self, at: 0 }
+    }
+
+    /// The instance as a `serde_json::Value`.
+    #[cfg(test)]
+    pub fn to_value(&self) -> Value {
+        self.node(INSTANCE).value()
+    }
+
+    /// The node at slot `at` (whose lifetime is that of `&self`).
+    fn node(&self, at: u32) -> TapeNode<'_> {
+        TapeNode { tape: self, at }
+    }
+
+    fn slot(&self, at: u32) -> &Slot<'s> {
+        // Every index handed out points inside the tape (built by `open`/`close`).
+        &self.slots[at as usize]
+    }
+
+    /// The slot after the subtree at `at`.
+    fn next(&self, at: u32) -> u32 {
+        match self.slot(at) {
+            Slot::Array { end, .. } | Slot::Object { end, .. } => *end,
+            _ => at + 1,
+        }
+    }
+}
+
+/// Builds the tape from `serde_json`'s reader, counting nesting.
+struct Builder<'t, 's> {
+    tape: &'t mut Tape<'s>,
+    remaining: usize,
+}
+
+impl Builder<'_, '_> {
+    fn nested<E: de::Error>(&self) -> Result<usize, E> {
+        self.remaining
+            .checked_sub(1)
+            .ok_or_else(|| E::custom(TOO_DEEP))
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for Builder<'_, 'de> {
+    type Value = ();
+
+    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Builder<'_, 'de> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_bool<E>(self, v: bool) -> Result<(), E> {
+        self.tape.slots.push(Slot::Bool(v));
+        Ok(())
+    }
+
+    fn visit_i64<E>(self, v: i64) -> Result<(), E> {
+        self.tape.slots.push(Slot::Number(v.into()));
+        Ok(())
+    }
+
+    fn visit_u64<E>(self, v: u64) -> Result<(), E> {
+        self.tape.slots.push(Slot::Number(v.into()));
+        Ok(())
+    }
+
+    fn visit_f64<E>(self, v: f64) -> Result<(), E> {
+        // As `serde_json::Value` does: JSON has no NaN or infinity.
+        self.tape
+            .slots
+            .push(Number::from_f64(v).map_or(Slot::Null, Slot::Number));
+        Ok(())
+    }
+
+    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<(), E> {
+        self.tape.slots.push(Slot::String(Cow::Borrowed(v)));
+        Ok(())
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<(), E> {
+        self.tape.slots.push(Slot::String(Cow::Owned(v.to_owned())));
+        Ok(())
+    }
+
+    fn visit_string<E>(self, v: String) -> Result<(), E> {
+        self.tape.slots.push(Slot::String(Cow::Owned(v)));
+        Ok(())
+    }
+
+    fn visit_unit<E>(self) -> Result<(), E> {
+        self.tape.slots.push(Slot::Null);
+        Ok(())
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let remaining = self.nested()?;
+        let at = self.tape.open(Slot::Array { len: 0, end: 0 });
+        let mut len = 0usize;
+        loop {
+            let element = Builder {
+                tape: &mut *self.tape,
+                remaining,
+            };
+            if seq.next_element_seed(element)?.is_none() {
+                break;
+            }
+            len += 1;
+        }
+        self.tape.close(at, len);
+        Ok(())
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let remaining = self.nested()?;
+        let at = self.tape.open(Slot::Object { len: 0, end: 0 });
+        let mut len = 0usize;
+        loop {
+            let key = Key {
+                tape: &mut *self.tape,
+            };
+            if map.next_key_seed(key)?.is_none() {
+                break;
+            }
+            map.next_value_seed(Builder {
+                tape: &mut *self.tape,
+                remaining,
+            })?;
+            len += 1;
+        }
+        self.tape.close(at, len);
+        Ok(())
+    }
+}
+
+/// An object key: a string slot, borrowed when it has no escape.
+struct Key<'t, 's> {
+    tape: &'t mut Tape<'s>,
+}
+
+impl<'de> DeserializeSeed<'de> for Key<'_, 'de> {
+    type Value = ();
+
+    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Key<'_, 'de> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an object key")
+    }
+
+    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<(), E> {
+        self.tape.slots.push(Slot::String(Cow::Borrowed(v)));
+        Ok(())
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<(), E> {
+        self.tape.slots.push(Slot::String(Cow::Owned(v.to_owned())));
+        Ok(())
+    }
+
+    fn visit_string<E>(self, v: String) -> Result<(), E> {
+        self.tape.slots.push(Slot::String(Cow::Owned(v)));
+        Ok(())
+    }
+}
+
+/// The [`Json`] representation of tapes, for `jsonschema::options_for`.
+#[derive(Debug)]
+pub struct TapeJson;
+
+impl Json for TapeJson {
+    type Node<'a> = TapeNode<'a>;
+    type PreparedKey = Box<str>;
+    type StringBuffer = Tape<'static>;
+
+    /// A lookup scans the members (no hash index), so a pass over them is at least as cheap
+    /// as a few lookups.
+    const KEYS_PER_LOOKUP: usize = 8;
+    const ACYCLIC: bool = true;
+
+    fn prepare_key(key: &str) -> Box<str> {
+        key.into()
+    }
+
+    fn with_string_node<T>(
+        buffer: &mut Tape<'static>,
+        string: &str,
+        f: impl FnOnce(TapeNode<'_>) -> T,
+    ) -> T {
+        buffer.slots.clear();
+        buffer
+            .slots
+            .push(Slot::String(Cow::Owned(string.to_owned())));
+        f(buffer.node(0))
+    }
+}
+
+/// One node of a tape: the tape and a slot index (cheap to copy).
+#[derive(Debug, Clone, Copy)]
+pub struct TapeNode<'a> {
+    tape: &'a Tape<'a>,
+    at: u32,
+}
+
+impl<'a> TapeNode<'a> {
+    fn slot(&self) -> &'a Slot<'a> {
+        self.tape.slot(self.at)
+    }
+
+    fn value(&self) -> Value {
+        match self.slot() {
+            Slot::Null => Value::Null,
+            Slot::Bool(b) => Value::Bool(*b),
+            Slot::Number(n) => Value::Number(n.clone()),
+            Slot::String(s) => Value::String(s.to_string()),
+            Slot::Array { .. } => Value::Array(self.elements().map(|n| n.value()).collect()),
+            Slot::Object { len, .. } => {
+                let mut map = Map::with_capacity(*len as usize);
+                for (k, v) in self.members() {
+                    map.insert(k.to_owned(), v.value());
+                }
+                Value::Object(map)
+            }
+        }
+    }
+
+    fn elements(&self) -> Elements<'a> {
+        let (len, first) = match self.slot() {
+            Slot::Array { len, .. } => (*len, self.at + 1),
+            _ => (0, self.at),
+        };
+        Elements {
+            tape: self.tape,
+            at: first,
+            left: len,
+        }
+    }
+
+    fn members(&self) -> Members<'a> {
+        let (len, first) = match self.slot() {
+            Slot::Object { len, .. } => (*len, self.at + 1),
+            _ => (0, self.at),
+        };
+        Members {
+            tape: self.tape,
+            at: first,
+            left: len,
+        }
+    }
+}
+
+impl<'a> Node<'a, TapeJson> for TapeNode<'a> {
+    type Object = TapeNode<'a>;
+    type Array = TapeNode<'a>;
+    type Number = &'a Number;
+
+    fn as_object(&self) -> Option<TapeNode<'a>> {
+        matches!(self.slot(), Slot::Object { .. }).then_some(*self)
+    }
+
+    fn as_array(&self) -> Option<TapeNode<'a>> {
+        matches!(self.slot(), Slot::Array { .. }).then_some(*self)
+    }
+
+    fn as_string(&self) -> Option<Cow<'a, str>> {
+        match self.slot() {
+            Slot::String(s) => Some(Cow::Borrowed(s.as_ref())),
+            _ => None,
+        }
+    }
+
+    fn as_number(&self) -> Option<&'a Number> {
+        match self.slot() {
+            Slot::Number(n) => Some(n),
+            _ => None,
+        }
+    }
+
+    fn as_boolean(&self) -> Option<bool> {
+        match self.slot() {
+            Slot::Bool(b) => Some(*b),
+            _ => None,
+        }
+    }
+
+    fn is_null(&self) -> bool {
+        matches!(self.slot(), Slot::Null)
+    }
+
+    fn json_type(&self) -> JsonType {
+        match self.slot() {
+            Slot::Null => JsonType::Null,
+            Slot::Bool(_) => JsonType::Boolean,
+            Slot::Number(_) => JsonType::Number,
+            Slot::String(_) => JsonType::String,
+            Slot::Array { .. } => JsonType::Array,
+            Slot::Object { .. } => JsonType::Object,
+        }
+    }
+
+    fn string_length_within(&self, min: u64, max: u64) -> Option<bool> {
+        let Slot::String(s) = self.slot() else {
+            return None;
+        };
+        // A code point takes one to four bytes: the count lies in `ceil(bytes / 4)..=bytes`.
+        let bytes = s.len() as u64;
+        let fewest = bytes.div_ceil(4);
+        if bytes < min || fewest > max {
+            return Some(false);
+        }
+        if min <= fewest && bytes <= max {
+            return Some(true);
+        }
+        Some((min..=max).contains(&(s.chars().count() as u64)))
+    }
+
+    fn equals_value(&self, expected: &Value) -> bool {
+        match (self.slot(), expected) {
+            (Slot::String(s), Value::String(e)) => s == e,
+            (Slot::String(_), _) => false,
+            (Slot::Null, e) => e.is_null(),
+            (Slot::Bool(b), e) => e.as_bool() == Some(*b),
+            _ => jsonschema::json::cmp::equal(&self.value(), expected),
+        }
+    }
+
+    fn to_value(&self) -> Cow<'a, Value> {
+        Cow::Owned(self.value())
+    }
+
+    fn identity(&self) -> Option<NodeIdentity> {
+        Some(NodeIdentity::tagged(
+            std::ptr::from_ref::<Tape<'a>>(self.tape) as usize,
+            self.at,
+        ))
+    }
+}
+
+impl<'a> Object<'a, TapeJson> for TapeNode<'a> {
+    type Node = TapeNode<'a>;
+    type MemberName = &'a str;
+    type MembersIter = Members<'a>;
+
+    fn len(&self) -> usize {
+        match self.slot() {
+            Slot::Object { len, .. } => *len as usize,
+            _ => 0,
+        }
+    }
+
+    fn get(&self, key: &Box<str>) -> Option<TapeNode<'a>> {
+        // The last of duplicate keys wins, as in `serde_json::Value`.
+        let mut found = None;
+        for (name, value) in self.members() {
+            if name == key.as_ref() {
+                found = Some(value);
+            }
+        }
+        found
+    }
+
+    fn members(&self) -> Members<'a> {
+        TapeNode::members(self)
+    }
+}
+
+impl<'a> Array<'a, TapeJson> for TapeNode<'a> {
+    type Node = TapeNode<'a>;
+    type ElementsIter = Elements<'a>;
+
+    fn len(&self) -> usize {
+        match self.slot() {
+            Slot::Array { len, .. } => *len as usize,
+            _ => 0,
+        }
+    }
+
+    fn elements(&self) -> Elements<'a> {
+        TapeNode::elements(self)
+    }
+}
+
+/// The members of an object node, in document order.
+#[derive(Debug)]
+pub struct Members<'a> {
+    tape: &'a Tape<'a>,
+    at: u32,
+    left: u32,
+}
+
+impl<'a> Iterator for Members<'a> {
+    type Item = (&'a str, TapeNode<'a>);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.left == 0 {
+            return None;
+        }
+        self.left -= 1;
+        let name = match self.tape.slot(self.at) {
+            Slot::String(s) => s.as_ref(),
+            _ => "",
+        };
+        let value = self.tape.node(self.at + 1);
+        self.at = self.tape.next(self.at + 1);
+        Some((name, value))
+    }
+}
+
+/// The elements of an array node.
+#[derive(Debug)]
+pub struct Elements<'a> {
+    tape: &'a Tape<'a>,
+    at: u32,
+    left: u32,
+}
+
+impl<'a> Iterator for Elements<'a> {
+    type Item = TapeNode<'a>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.left == 0 {
+            return None;
+        }
+        self.left -= 1;
+        let node = self.tape.node(self.at);
+        self.at = self.tape.next(self.at);
+        Some(node)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    #[test]
+    fn parses_every_kind_and_borrows_plain_strings() {
+        let text = br#"{"a": [1, -2, 2.5, true, null, "x"], "b\u0041": {"c": "d\n"}, "e": {}}"#;
+        let tape = Tape::parse(text, 16).expect("parses");
+        assert_eq!(
+            tape.to_value(),
+            serde_json::from_slice::<Value>(text).expect("json")
+        );
+        // The wrapper's placeholder key and `a`, `x`, `c`, `e` are borrowed (from the body);
+        // the escaped key `bA` and value `d\n` are not.
+        let borrowed = tape
+            .slots
+            .iter()
+            .filter(|s| matches!(s, Slot::String(Cow::Borrowed(_))))
+            .count();
+        let owned = tape
+            .slots
+            .iter()
+            .filter(|s| matches!(s, Slot::String(Cow::Owned(_))))
+            .count();
+        assert_eq!((borrowed, owned), (5, 2), "{:?}", tape.slots);
+    }
+
+    #[test]
+    fn refuses_what_serde_json_refuses_and_counts_depth() {
+        assert!(Tape::parse(b"[[[1]]]", 3).is_ok());
+        let deep = Tape::parse(b"[[[[1]]]]", 3).expect_err("too deep");
+        assert!(deep.to_string().starts_with(TOO_DEEP), "{deep}");
+        assert!(Tape::parse(br#"{"a": "[[[[\"[[[["}"#, 1).is_ok());
+        for bad in [
+            &b"{\"a\": 1"[..],
+            b"[1,]",
+            b"01",
+            b"\"\\x\"",
+            b"[1] x",
+            b"",
+            b"nul",
+        ] {
+            assert!(
+                Tape::parse(bad, 8).is_err(),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+        // Whitespace after the document is fine.
+        assert!(Tape::parse(b" [1] \n", 8).is_ok());
+    }
+
+    #[test]
+    fn duplicate_keys_resolve_to_the_last_like_value() {
+        let tape = Tape::parse(br#"{"k": 1, "k": "two"}"#, 8).expect("parses");
+        let root = tape.root();
+        let instance = Object::get(&root, &TapeJson::prepare_key("")).expect("entry");
+        let value = Object::get(&instance, &TapeJson::prepare_key("k")).expect("k");
+        assert_eq!(value.as_string().as_deref(), Some("two"));
+        assert_eq!(Object::len(&instance), 2);
+    }
+
+    #[test]
+    fn accessors_follow_the_json_model() {
+        let value = json!({"s": "héllo", "n": 42, "f": 1.5, "neg": -3, "a": [1, [2], {}], "o": {"x": null}});
+        let tape = Tape::from_value(&value);
+        let root = tape.root();
+        let doc = Object::get(&root, &TapeJson::prepare_key("")).expect("entry");
+        let get = |k: &str| Object::get(&doc, &TapeJson::prepare_key(k)).expect(k);
+        assert_eq!(get("s").string_length(), Some(5));
+        assert_eq!(get("s").string_length_within(5, 5), Some(true));
+        assert_eq!(get("s").string_length_within(6, 9), Some(false));
+        assert_eq!(get("n").as_number().and_then(|n| n.as_u64()), Some(42));
+        assert_eq!(get("neg").as_number().and_then(|n| n.as_i64()), Some(-3));
+        assert_eq!(get("f").as_number().and_then(|n| n.as_f64()), Some(1.5));
+        assert_eq!(Array::len(&get("a")), 3);
+        assert_eq!(
+            Array::elements(&get("a"))
+                .map(|e| e.json_type())
+                .collect::<Vec<_>>(),
+            [JsonType::Number, JsonType::Array, JsonType::Object]
+        );
+        assert!(
+            Object::get(&get("o"), &TapeJson::prepare_key("x"))
+                .expect("x")
+                .is_null()
+        );
+        assert!(get("n").equals_value(&json!(42.0)));
+        assert!(!get("n").equals_value(&json!("42")));
+        assert!(get("s").equals_value(&json!("héllo")));
+        assert!(get("a").equals_value(&json!([1.0, [2], {}])));
+        let ids: std::collections::HashSet<_> = ["s", "n", "f", "a", "o"]
+            .iter()
+            .map(|k| get(k).identity())
+            .collect();
+        assert_eq!(ids.len(), 5, "every node has its own identity");
+    }
+
+    fn arb_json() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(Value::from),
+            any::<u64>().prop_map(Value::from),
+            (-1e12f64..1e12).prop_map(Value::from),
+            "[a-z\"\\\\é\n ]{0,8}".prop_map(Value::String),
+        ];
+        leaf.prop_recursive(4, 48, 6, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+                prop::collection::vec(("[a-c\"]{0,3}", inner), 0..6)
+                    .prop_map(|kv| { Value::Object(kv.into_iter().collect()) }),
+            ]
+        })
+    }
+
+    /// Schemas touching every keyword family, checked against the same schema compiled for
+    /// `serde_json::Value`: the two representations must agree on every instance.
+    fn schemas() -> Vec<Value> {
+        vec![
+            json!({"type": "object", "required": ["a"], "properties": {"a": {"type": "integer", "minimum": 0}}}),
+            json!({"type": "object", "additionalProperties": false, "properties": {"a": {}, "b": {"type": ["string", "null"], "maxLength": 3}}}),
+            json!({"type": "array", "items": {"type": "number", "exclusiveMaximum": 10}, "minItems": 1, "uniqueItems": true}),
+            json!({"enum": [1, "a", null, [1, 2], {"a": 1}]}),
+            json!({"const": {"a": [true, 1.0]}}),
+            json!({"oneOf": [{"type": "string", "pattern": "^[a-z]+$"}, {"type": "array", "contains": {"type": "object"}}]}),
+            json!({"propertyNames": {"maxLength": 1}, "minProperties": 1}),
+            json!({"patternProperties": {"^[ab]": {"type": "boolean"}}, "dependentRequired": {"a": ["b"]}}),
+            json!({"prefixItems": [{"type": "null"}], "items": false}),
+            json!({"not": {"type": "object", "properties": {"": {"multipleOf": 2}}}}),
+            json!({"$defs": {"t": {"anyOf": [{"type": "integer"}, {"type": "array", "items": {"$ref": "#/$defs/t"}}]}}, "$ref": "#/$defs/t"}),
+            json!({"type": "object", "unevaluatedProperties": false, "allOf": [{"properties": {"a": true}}], "if": {"required": ["b"]}, "then": {"properties": {"b": true}}}),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn text_and_value_give_the_same_tape(value in arb_json()) {
+            let text = serde_json::to_vec(&value).expect("serialises");
+            let parsed = Tape::parse(&text, 64).expect("parses");
+            prop_assert_eq!(parsed.to_value(), value.clone());
+            prop_assert_eq!(Tape::from_value(&value).to_value(), value);
+        }
+
+        #[test]
+        fn validators_agree_with_serde_json(value in arb_json()) {
+            for schema in schemas() {
+                let on_value = jsonschema::validator_for(&schema).expect("compiles");
+                let on_tape = jsonschema::options_for::<TapeJson>().build(&schema).expect("compiles");
+                // The wrapper is the root resource: local `$ref`s need its `$defs`.
+                let wrapped = json!({"$defs": schema.get("$defs").cloned().unwrap_or(json!({})), "properties": {"x": schema.clone()}});
+                let wrapped_tape = jsonschema::options_for::<TapeJson>().build(&wrapped).expect("compiles");
+                let text = serde_json::to_vec(&value).expect("serialises");
+                let mut tape = Tape::parse(&text, 64).expect("parses");
+                tape.set_entry("x");
+                let root = tape.root();
+                let instance = Object::get(&root, &TapeJson::prepare_key("x")).expect("entry");
+                let expected = on_value.is_valid(&value);
+                prop_assert_eq!(on_tape.is_valid(instance), expected, "schema {}", schema);
+                prop_assert_eq!(wrapped_tape.is_valid(root), expected, "wrapped schema {}", schema);
+                let errors_value: Vec<String> = on_value.iter_errors(&value).map(|e| e.to_string()).collect();
+                let errors_tape: Vec<String> = on_tape.iter_errors(instance).map(|e| e.to_string()).collect();
+                prop_assert_eq!(errors_tape, errors_value, "schema {}", schema);
+            }
+        }
+    }
+}
