@@ -28,6 +28,7 @@
 #   bench/run.sh                         # 3 rounds of 10 s per measurement (about 20 min)
 #   ROUNDS=1 DURATION=5s bench/run.sh    # a quick look
 #   ONLY="nginx gatehouse" bench/run.sh  # just these setups (the summary skips what is missing)
+#   KINDS="get post1k" bench/run.sh      # just these requests
 #   FEATURES=mimalloc bench/run.sh       # build Gatehouse with a cargo feature
 #   GATEHOUSE_BIN=/path/gatehouse bench/run.sh   # measure a prebuilt binary instead
 #   NICE=-10 bench/run.sh                # every piece at a higher priority (busy machine)
@@ -328,6 +329,13 @@ if [ -n "${ONLY:-}" ]; then
   kept=()
   for r in "${RUNS[@]}"; do
     for o in $ONLY; do [ "${r%%:*}" = "$o" ] && kept+=("$r"); done
+  done
+  RUNS=("${kept[@]}")
+fi
+if [ -n "${KINDS:-}" ]; then
+  kept=()
+  for r in "${RUNS[@]}"; do
+    for k in $KINDS; do [ "${r##*:}" = "$k" ] && kept+=("$r"); done
   done
   RUNS=("${kept[@]}")
 fi
