@@ -2,6 +2,8 @@
 
     python3 gatehouse.py setup ADMIN_URL UPSTREAM_URL API:MAJOR...   # prints an API key
     python3 gatehouse.py report ADMIN_URL REFUSALS_FILE API:MAJOR...
+    python3 gatehouse.py strict ADMIN_URL API:MAJOR...
+    python3 gatehouse.py negative NEGATIVE_FILE
 
 The admin token is read from GATEHOUSE_BOOTSTRAP_TOKEN.
 
@@ -12,6 +14,12 @@ points each API:MAJOR at the permissive upstream, and issues a key for b2b-porta
 `report` reads the gateway's /metrics (requests per API and major, by status class and
 outcome; validation refusals by status) and the refusals the schemathesis check recorded,
 prints them, and exits 1 when any generated-valid request was refused.
+
+`strict` turns on `reject_unknown_query_params` for every API, before the negative pass.
+
+`negative` reads the outcomes the negative-data check recorded, prints the counts (refused,
+accepted) and every accepted kind, and exits 1 when any invalid request reached the upstream
+or was answered 5xx.
 """
 
 import collections
@@ -73,6 +81,15 @@ def setup(admin, upstream, targets):
         )
     _, key = call(admin, "POST", f"/consumers/{CONSUMER}/keys", {})
     print(key["key"])
+
+
+def strict(admin, targets):
+    """Turns on `reject_unknown_query_params` for every API (the negative pass sends
+    undeclared query parameters, which the default policy lets through)."""
+    for api in sorted({t.split(":")[0] for t in targets}):
+        _, policy = call(admin, "GET", f"/apis/{api}/validation")
+        policy["reject_unknown_query_params"] = True
+        call(admin, "PUT", f"/apis/{api}/validation", policy)
 
 
 METRIC = re.compile(r'^(\w+)\{([^}]*)\} (\d+)$')
@@ -140,11 +157,62 @@ def report(admin, refusals_file, targets):
     return 1 if refused or total["5xx"] else 0
 
 
+def negative(negative_file):
+    """Counts of the negative pass: cases generated invalid, refused (4xx), accepted (2xx,
+    i.e. they reached the upstream), and the accepted ones, first of each kind."""
+    cases = []
+    if os.path.exists(negative_file):
+        with open(negative_file, encoding="utf-8") as f:
+            cases = [json.loads(line) for line in f if line.strip()]
+    per_api = collections.defaultdict(collections.Counter)
+    statuses = collections.Counter()
+    for c in cases:
+        row = per_api[c["api"]]
+        row["cases"] += 1
+        if c.get("not_invalid") and not 400 <= c["status"] < 500:
+            row["not invalid"] += 1
+        else:
+            row["accepted" if c["accepted"] else "refused"] += 1
+        statuses[c["status"]] += 1
+    print(f"{'API':<16} {'negative cases':>15} {'refused':>8} {'accepted':>9} {'not invalid':>12}")
+    total = collections.Counter()
+    for api in sorted(per_api):
+        row = per_api[api]
+        total.update(row)
+        print(f"{api:<16} {row['cases']:>15} {row['refused']:>8} {row['accepted']:>9} {row['not invalid']:>12}")
+    print(f"{'total':<16} {total['cases']:>15} {total['refused']:>8} {total['accepted']:>9} {total['not invalid']:>12}")
+    print("(not invalid: labelled negative, but schemathesis's shrinking had removed the "
+          "undeclared query parameter that made it so; the gateway forwarded a valid request)")
+    print("statuses: " + ", ".join(f"{k}: {v}" for k, v in sorted(statuses.items())))
+    accepted = [c for c in cases if c["accepted"]]
+    if accepted:
+        print(f"\n{len(accepted)} requests generated as invalid reached the upstream; the first "
+              f"of each kind (all in {negative_file}):")
+        seen = set()
+        for c in accepted:
+            kind = (c["api"], c["operation"], json.dumps(c["negated"], sort_keys=True))
+            if kind in seen:
+                continue
+            seen.add(kind)
+            print(f"- {c['api']} {c['operation']} ({c['phase']}), negated {c['negated']}: {c['status']}")
+            print(f"  {c['method']} {c['url']}")
+            if c.get("body"):
+                print(f"  body: {c['body'][:300]}")
+    errors = sum(n for status, n in statuses.items() if status >= 500)
+    if errors:
+        print(f"\n{errors} negative cases were answered 5xx")
+    return 1 if accepted or errors or not cases else 0
+
+
 def main():
     if len(sys.argv) >= 4 and sys.argv[1] == "setup":
         setup(sys.argv[2], sys.argv[3], sys.argv[4:])
     elif len(sys.argv) >= 4 and sys.argv[1] == "report":
         sys.exit(report(sys.argv[2], sys.argv[3], sys.argv[4:]))
+    elif len(sys.argv) >= 3 and sys.argv[1] == "strict":
+        strict(sys.argv[2], sys.argv[3:])
+    elif len(sys.argv) == 3 and sys.argv[1] == "negative":
+        sys.exit(negative(sys.argv[2]))
     else:
         sys.exit(__doc__)
 

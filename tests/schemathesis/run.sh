@@ -12,8 +12,11 @@
 # (specs/API/vN.yaml) against http://127.0.0.1:PORT/API/vN with positive data only
 # (examples, coverage and fuzzing phases). Every 4xx the gateway answers a
 # generated-valid request fails the check in hooks.py and is recorded with the exact
-# request and the problem body. Prints requests and refusals per API; exits 1 when any
-# valid request was refused, any 5xx was answered, or schemathesis failed otherwise.
+# request and the problem body. Then a negative pass (coverage and fuzzing phases): every
+# request schemathesis generates as invalid must be refused, and each outcome is recorded
+# (hooks.py, `gatehouse_refuses_invalid`). Prints requests and refusals per API, then the
+# negative counts; exits 1 when any valid request was refused, any invalid one reached the
+# upstream, any 5xx was answered, or schemathesis failed otherwise.
 #
 # Environment: MAX_EXAMPLES (per operation, default 100), SEED (default 1; "random" for a
 # fresh one), WORKERS (default 2), GATEHOUSE_BIN (default target/debug/gatehouse),
@@ -107,18 +110,16 @@ wait_until "the snapshot" snapshot_current
 
 export SCHEMATHESIS_HOOKS=hooks PYTHONPATH="$HERE${PYTHONPATH:+:$PYTHONPATH}"
 export GATEHOUSE_REFUSALS=$OUT/refusals.jsonl
-FAILED=()
-for target in "${TARGETS[@]}"; do
-  api=${target%:*}; major=${target#*:}
-  echo "=== $api/v$major: schemathesis, positive data, against $PROXY/$api/v$major"
-  seed_args=()
-  [ "$SEED" = random ] || seed_args=(--seed "$SEED")
+export GATEHOUSE_NEGATIVE=$OUT/negative.jsonl
+seed_args=()
+[ "$SEED" = random ] || seed_args=(--seed "$SEED")
+schemathesis_run() { # api major log mode phases checks
   # From $OUT: schemathesis keeps its cache in ./.schemathesis.
-  if ! (cd "$OUT" && GATEHOUSE_API="$api/v$major" "$VENV/bin/schemathesis" run "$ROOT/specs/$api/v$major.yaml" \
-      --url "$PROXY/$api/v$major" \
-      --mode positive \
-      --phases examples,coverage,fuzzing \
-      --checks not_a_server_error,gatehouse_accepts_valid \
+  (cd "$OUT" && GATEHOUSE_API="$1/v$2" "$VENV/bin/schemathesis" run "$ROOT/specs/$1/v$2.yaml" \
+      --url "$PROXY/$1/v$2" \
+      --mode "$4" \
+      --phases "$5" \
+      --checks "$6" \
       --continue-on-failure \
       --header "X-API-Key: $KEY" \
       --generation-with-security-parameters false \
@@ -126,7 +127,14 @@ for target in "${TARGETS[@]}"; do
       --workers "$WORKERS" \
       "${seed_args[@]}" \
       --no-color \
-      > "$OUT/$api-v$major.log" 2>&1); then
+      > "$OUT/$3" 2>&1)
+}
+FAILED=()
+for target in "${TARGETS[@]}"; do
+  api=${target%:*}; major=${target#*:}
+  echo "=== $api/v$major: schemathesis, positive data, against $PROXY/$api/v$major"
+  if ! schemathesis_run "$api" "$major" "$api-v$major.log" positive examples,coverage,fuzzing \
+      not_a_server_error,gatehouse_accepts_valid; then
     FAILED+=("$api/v$major")
   fi
   tail -n 4 "$OUT/$api-v$major.log" | sed 's/^/    /'
@@ -134,6 +142,23 @@ done
 
 echo
 python3 "$HERE/gatehouse.py" report "$ADMIN" "$GATEHOUSE_REFUSALS" "${TARGETS[@]}" && report=0 || report=$?
+
+# Then negative data: requests generated to violate the spec must all be refused. Undeclared
+# query parameters are among the negations, and the default policy lets them through, so
+# every API is switched to refusing them first.
+python3 "$HERE/gatehouse.py" strict "$ADMIN" "${TARGETS[@]}"
+sleep 0.6
+wait_until "the snapshot" snapshot_current
+for target in "${TARGETS[@]}"; do
+  api=${target%:*}; major=${target#*:}
+  echo "=== $api/v$major: schemathesis, negative data (every case must be refused)"
+  # Every outcome is recorded by the check; the summary judges them (exit status ignored).
+  schemathesis_run "$api" "$major" "$api-v$major-negative.log" negative coverage,fuzzing \
+    not_a_server_error,gatehouse_refuses_invalid || true
+  tail -n 2 "$OUT/$api-v$major-negative.log" | sed 's/^/    /'
+done
+echo
+python3 "$HERE/gatehouse.py" negative "$GATEHOUSE_NEGATIVE" || report=1
 if [ "${#FAILED[@]}" -gt 0 ]; then
   echo "schemathesis failed for: ${FAILED[*]} (logs in $OUT)"
   exit 1
