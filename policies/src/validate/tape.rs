@@ -263,8 +263,11 @@ impl<'de> Visitor<'de> for Builder<'_, 'de> {
         let at = self.tape.open(Slot::Object { len: 0, end: 0 });
         let mut len = 0usize;
         loop {
-            let key = Key {
+            // `serde_json` hands every key to `deserialize_any` as a string (borrowed when
+            // it has no escape), so the value builder makes its slot too.
+            let key = Builder {
                 tape: &mut *self.tape,
+                remaining,
             };
             if map.next_key_seed(key)?.is_none() {
                 break;
@@ -276,42 +279,6 @@ impl<'de> Visitor<'de> for Builder<'_, 'de> {
             len += 1;
         }
         self.tape.close(at, len);
-        Ok(())
-    }
-}
-
-/// An object key: a string slot, borrowed when it has no escape.
-struct Key<'t, 's> {
-    tape: &'t mut Tape<'s>,
-}
-
-impl<'de> DeserializeSeed<'de> for Key<'_, 'de> {
-    type Value = ();
-
-    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
-        deserializer.deserialize_str(self)
-    }
-}
-
-impl<'de> Visitor<'de> for Key<'_, 'de> {
-    type Value = ();
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("an object key")
-    }
-
-    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<(), E> {
-        self.tape.slots.push(Slot::String(Cow::Borrowed(v)));
-        Ok(())
-    }
-
-    fn visit_str<E>(self, v: &str) -> Result<(), E> {
-        self.tape.slots.push(Slot::String(Cow::Owned(v.to_owned())));
-        Ok(())
-    }
-
-    fn visit_string<E>(self, v: String) -> Result<(), E> {
-        self.tape.slots.push(Slot::String(Cow::Owned(v)));
         Ok(())
     }
 }
