@@ -6,6 +6,7 @@
 //! and keeps `policies` free of runtimes.
 
 use super::params::{Shape, coerce_field, insert_field};
+use super::tape::{TOO_DEEP, Tape};
 use memchr::memmem;
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Number, Value};
@@ -127,8 +128,6 @@ fn json_error(e: &serde_json::Error, max_depth: usize) -> String {
         format!("is not valid JSON: {text}")
     }
 }
-
-use super::tape::{TOO_DEEP, Tape};
 
 /// Builds a `Value` allowing `remaining` more levels of arrays and objects.
 #[derive(Debug, Clone, Copy)]
