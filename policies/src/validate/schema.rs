@@ -846,9 +846,9 @@ pub(crate) enum Target<'a> {
 /// Validates `instance` and appends at most `limit - out.len()` errors to `out`.
 /// Returns whether the instance is valid. The fast `is_valid` runs first: valid
 /// requests never pay for error collection.
-pub(crate) fn check(
-    schema: &CompiledSchema,
-    mut instance: Tape<'_>,
+pub(crate) fn check<'a>(
+    schema: &'a CompiledSchema,
+    mut instance: Tape<'a>,
     target: Target<'_>,
     limit: usize,
     out: &mut Vec<FieldError>,

@@ -136,8 +136,8 @@ impl<'s> Tape<'s> {
     }
 
     /// Names the wrapper's one member: the validator set's entry for the schema.
-    pub(crate) fn set_entry(&mut self, key: &str) {
-        self.slots[1] = Slot::String(Cow::Owned(key.to_owned()));
+    pub(crate) fn set_entry(&mut self, key: &'s str) {
+        self.slots[1] = Slot::String(Cow::Borrowed(key));
     }
 
     /// The root node: the wrapper object.
