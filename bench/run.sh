@@ -325,20 +325,14 @@ for s in direct nginx haproxy pingora-plain gatehouse gatehouse-noval gh-redis g
 done
 for s in haproxy-rs256 gatehouse-rs256 haproxy-es256 gatehouse-es256; do RUNS+=("$s:get"); done
 for s in gatehouse gatehouse-noval; do RUNS+=("$s:post10k" "$s:post100k" "$s:query"); done
-if [ -n "${ONLY:-}" ]; then
-  kept=()
-  for r in "${RUNS[@]}"; do
-    for o in $ONLY; do [ "${r%%:*}" = "$o" ] && kept+=("$r"); done
-  done
-  RUNS=("${kept[@]}")
-fi
-if [ -n "${KINDS:-}" ]; then
-  kept=()
-  for r in "${RUNS[@]}"; do
-    for k in $KINDS; do [ "${r##*:}" = "$k" ] && kept+=("$r"); done
-  done
-  RUNS=("${kept[@]}")
-fi
+# ONLY (setups) and KINDS (requests) keep the runs that match both; unset keeps all.
+kept=()
+for r in "${RUNS[@]}"; do
+  [[ -z "${ONLY:-}" || " $ONLY " == *" ${r%%:*} "* ]] || continue
+  [[ -z "${KINDS:-}" || " $KINDS " == *" ${r##*:} "* ]] || continue
+  kept+=("$r")
+done
+RUNS=("${kept[@]}")
 wrk_args() { # setup kind → wrk arguments, one per line
   local s=$1 kind=$2
   printf '%s\n' -H "${AUTH[$s]}"

@@ -35,6 +35,7 @@
 
 use gatehouse_policies::document::{self, Limits, LoadError};
 use gatehouse_policies::openapi::{self, SpecError};
+use gatehouse_policies::redact::clip;
 use gatehouse_policies::validate::{CompileError, CompileOptions, compile_document};
 use std::collections::BTreeMap;
 use std::panic::{self, AssertUnwindSafe};
@@ -339,14 +340,7 @@ impl Tally {
         classes.sort_by(|a, b| b.1.len().cmp(&a.1.len()).then(a.0.cmp(b.0)));
         for (class, docs) in classes {
             println!("{indent}  {:>5}  {class}", docs.len());
-            let shown = if list { docs.len() } else { 1 };
-            for (path, msg) in docs.iter().take(shown) {
-                println!(
-                    "{indent}           e.g. {}: {}",
-                    path.display(),
-                    clip(msg, 180)
-                );
-            }
+            print_examples(indent, docs, list, 180);
         }
         println!(
             "{indent}compiled with schemas left unchecked: {} documents, {} schemas",
@@ -356,14 +350,7 @@ impl Tally {
         classes.sort_by(|a, b| (b.1).1.cmp(&(a.1).1).then(a.0.cmp(b.0)));
         for (class, (docs, schemas, examples)) in classes {
             println!("{indent}  {schemas:>5} schemas in {docs:>4} documents  {class}");
-            let shown = if list { examples.len() } else { 1 };
-            for (path, msg) in examples.iter().take(shown) {
-                println!(
-                    "{indent}           e.g. {}: {}",
-                    path.display(),
-                    clip(msg, 200)
-                );
-            }
+            print_examples(indent, examples, list, 200);
         }
         println!("{indent}crashes: {}", self.crashes.len());
         for (path, msg, stage) in &self.crashes {
@@ -536,13 +523,15 @@ fn run_corpus(roots: &[PathBuf], limits: &Limits, list: bool, progress: bool) {
     }
 }
 
-fn clip(s: &str, n: usize) -> String {
-    if s.chars().count() <= n {
-        s.to_owned()
-    } else {
-        let mut out: String = s.chars().take(n).collect();
-        out.push('…');
-        out
+/// The first example of a class (every one with `--list`), its message clipped to `width`.
+fn print_examples(indent: &str, examples: &[Example], list: bool, width: usize) {
+    let shown = if list { examples.len() } else { 1 };
+    for (path, msg) in examples.iter().take(shown) {
+        println!(
+            "{indent}           e.g. {}: {}",
+            path.display(),
+            clip(msg, width)
+        );
     }
 }
 
