@@ -22,8 +22,10 @@
 # query parameters.
 #
 # Every proxy gets core 0 (one worker/thread); wrk, the upstream, Redis and PostgreSQL share
-# core 1. Rounds are interleaved so drift on a shared machine hits every setup alike; medians
-# are reported, with each proxy's CPU time per request (from /proc/PID/stat, all threads).
+# core 1. Rounds are interleaved (odd rounds forwards, even rounds backwards) so drift on a
+# shared machine hits every setup alike; medians are reported, with each proxy's CPU time per
+# request (from /proc/PID/stat, all threads). Validation is also judged by paired ratios: in
+# each round, gatehouse against gatehouse-noval measured right after it, then the median.
 #
 #   bench/run.sh                         # 3 rounds of 10 s per measurement (about 20 min)
 #   ROUNDS=1 DURATION=5s bench/run.sh    # a quick look
@@ -319,12 +321,18 @@ done
 QUERY="/items?warehouse=WH-01&status=available&limit=100&since=2026-01-01T00:00:00Z&sku=SKU-10001,SKU-10002"
 # The measurements: setup:kind. get = GET /items/42; post1k/post10k/post100k = POST /orders;
 # query = the GET with five query parameters.
+# The validation pairs (gatehouse, gatehouse-noval) run back to back, request by request, so
+# each round gives a paired ratio that the machine's drift barely touches.
 RUNS=()
-for s in direct nginx haproxy pingora-plain gatehouse gatehouse-noval gh-redis gh-log-sqlite gh-log-pg; do
+for s in direct nginx haproxy pingora-plain; do
+  [ -n "${BASE[$s]:-}" ] && RUNS+=("$s:get" "$s:post1k")
+done
+for k in get post1k; do RUNS+=("gatehouse:$k" "gatehouse-noval:$k"); done
+for s in gh-redis gh-log-sqlite gh-log-pg; do
   [ -n "${BASE[$s]:-}" ] && RUNS+=("$s:get" "$s:post1k")
 done
 for s in haproxy-rs256 gatehouse-rs256 haproxy-es256 gatehouse-es256; do RUNS+=("$s:get"); done
-for s in gatehouse gatehouse-noval; do RUNS+=("$s:post10k" "$s:post100k" "$s:query"); done
+for k in post10k post100k query; do RUNS+=("gatehouse:$k" "gatehouse-noval:$k"); done
 # ONLY (setups) and KINDS (requests) keep the runs that match both; unset keeps all.
 kept=()
 for r in "${RUNS[@]}"; do
@@ -369,8 +377,13 @@ for r in "${RUNS[@]}"; do
   fi
   rm -f "$OUT/raw/${r%%:*}-${r##*:}-warmup."*
 done
+# Odd rounds run the list forwards, even rounds backwards (A B B A): a steady drift over the
+# invocation then weighs on every setup alike.
+REVERSED=()
+for ((i = ${#RUNS[@]} - 1; i >= 0; i--)); do REVERSED+=("${RUNS[$i]}"); done
 for round in $(seq 1 "$ROUNDS"); do
-  for r in "${RUNS[@]}"; do
+  if ((round % 2)); then ORDER=("${RUNS[@]}"); else ORDER=("${REVERSED[@]}"); fi
+  for r in "${ORDER[@]}"; do
     echo "== round $round: $r"
     measure "${r%%:*}" "${r##*:}" "$round" "$DURATION"
   done
@@ -412,10 +425,12 @@ def parse(path):
     cpu_us = ticks * 1e6 / int(clk_tck) / total if total and ticks else float("nan")
     return rps, p50, p99, int(errors.group(1)) if errors else 0, cpu_us, total
 
-rows = {}
+rows, by_round = {}, {}
 for path in glob.glob(f"{out}/raw/*.txt"):
-    setup, kind, _ = os.path.basename(path)[:-4].rsplit("-", 2)
-    rows.setdefault((setup, kind), []).append(parse(path))
+    setup, kind, rnd = os.path.basename(path)[:-4].rsplit("-", 2)
+    r = parse(path)
+    rows.setdefault((setup, kind), []).append(r)
+    by_round.setdefault((setup, kind), {})[rnd] = r
 med = {k: (statistics.median(r[0] for r in v), statistics.median(r[1] for r in v),
            statistics.median(r[2] for r in v), sum(r[3] for r in v),
            statistics.median(r[4] for r in v), sum(r[5] for r in v))
@@ -485,6 +500,27 @@ L += compare("### Rate limits (issue 5): `gatehouse` decides locally, `gh-redis`
              ("gatehouse", "gh-redis"), ("get", "post1k"), "gatehouse")
 L += compare("### Validation (issue 6): `gatehouse` validates, `gatehouse-noval` is the same spec with validation off",
              ("gatehouse-noval", "gatehouse"), ("post1k", "post10k", "post100k", "query", "get"), "gatehouse-noval")
+def paired(a, b, i):
+    """Per-round ratios a/b of field i over the rounds both were measured in."""
+    ra, rb = by_round.get(a, {}), by_round.get(b, {})
+    return [ra[r][i] / rb[r][i] for r in sorted(ra) if r in rb and rb[r][i]]
+
+pairs = []
+for k in ("post1k", "post10k", "post100k", "query", "get"):
+    rps = paired(("gatehouse", k), ("gatehouse-noval", k), 0)
+    cpu = paired(("gatehouse-noval", k), ("gatehouse", k), 4)
+    if rps:
+        pairs.append(f"| {k} | {statistics.median(rps):.2f} | {min(rps):.2f}–{max(rps):.2f} | "
+                     f"{statistics.median(cpu):.2f} | {', '.join(f'{x:.2f}' for x in rps)} |")
+if pairs:
+    L += ["", "Paired per round (gatehouse measured right after or before gatehouse-noval): validated/unvalidated",
+          "", "| request | req/s ratio, median | range | CPU-per-request ratio (noval/validated), median | every round |",
+          "| --- | ---: | ---: | ---: | --- |"] + pairs
+    p1 = paired(("gatehouse", "post1k"), ("gatehouse-noval", "post1k"), 0)
+    if p1:
+        m = statistics.median(p1)
+        L.append(f"Validation bar (1 KB POST validated >= 0.90x unvalidated req/s, paired median): "
+                 f"{'MET' if m >= 0.90 else 'NOT MET'} ({m:.2f}x over {len(p1)} rounds)")
 for k, size in (("post10k", "post-10k.json"), ("post100k", "post-100k.json")):
     on, off = med.get(("gatehouse", k)), med.get(("gatehouse-noval", k))
     if on and off:
