@@ -8,6 +8,13 @@
 //! its custom-representation traits ([`jsonschema::json`]), with the crate's own semantics
 //! for every keyword: only the storage differs.
 //!
+//! Reading: a [`Scanner`] writes plain well-formed JSON straight onto the tape in one pass
+//! (the bench's 1 KB order in about the time `serde_json` takes only to check its syntax).
+//! Everything else, every malformed body included, goes through `serde_json`'s reader,
+//! which stays the reference: the scanner accepts nothing `serde_json` refuses, builds the
+//! same tape (property-tested on generated and on mutated documents), and every error text
+//! a client sees is `serde_json`'s.
+//!
 //! Layout: a scalar is one slot; an array is its header slot followed by its elements; an
 //! object is its header followed by `key, value` pairs (the key a string slot). A header
 //! knows its member count and where its subtree ends, so a sibling is one step away.
@@ -75,11 +82,28 @@ impl<'s> Tape<'s> {
     /// Parses a JSON body, nesting at most `max_depth` arrays and objects. Errors are
     /// `serde_json`'s (a depth overflow's text starts with [`TOO_DEEP`]); trailing
     /// characters other than whitespace are an error.
+    ///
+    /// Plain well-formed documents take the [`Scanner`]; anything it does not take (every
+    /// malformed document, and a few rare well-formed shapes) goes through `serde_json`,
+    /// which is the reference: the scanner only ever accepts what `serde_json` accepts,
+    /// with the same tape, and every error text is `serde_json`'s.
     pub fn parse(bytes: &'s [u8], max_depth: usize) -> Result<Self, serde_json::Error> {
-        // Objects of short members take about one slot per 10 bytes (the bench order: a
-        // line of 5 members is 11 slots in 110 bytes); reserving one per 8 spares the
-        // regrowth, and reserved memory is not touched until used.
-        let mut tape = Tape::wrapper(bytes.len() / 8 + 8);
+        match Scanner::scan(bytes, max_depth) {
+            Some(tape) => Ok(tape),
+            None => Self::parse_with_serde(bytes, max_depth),
+        }
+    }
+
+    /// Objects of short members take about one slot per 10 bytes (the bench order: a line
+    /// of 5 members is 11 slots in 110 bytes); reserving one per 8 spares the regrowth, and
+    /// reserved memory is not touched until used.
+    fn capacity_for(bytes: &[u8]) -> usize {
+        bytes.len() / 8 + 8
+    }
+
+    /// [`Tape::parse`] through `serde_json`'s reader.
+    fn parse_with_serde(bytes: &'s [u8], max_depth: usize) -> Result<Self, serde_json::Error> {
+        let mut tape = Tape::wrapper(Self::capacity_for(bytes));
         let mut de = serde_json::Deserializer::from_slice(bytes);
         Builder {
             tape: &mut tape,
@@ -167,6 +191,295 @@ impl<'s> Tape<'s> {
             Slot::Array { end, .. } | Slot::Object { end, .. } => *end,
             _ => at + 1,
         }
+    }
+}
+
+/// The deepest nesting of arrays and objects `serde_json` reads (its recursion limit of 128
+/// counts down to zero on the 128th level); deeper documents are left to it, for its error.
+const SERDE_MAX_NESTING: usize = 127;
+
+/// The fast path of [`Tape::parse`]: one pass over the bytes straight onto the tape,
+/// without `serde`'s visitor calls. It takes RFC 8259 JSON as `serde_json` reads it and
+/// gives up (`None`) at the first thing it does not handle itself: any syntax error, a
+/// lone surrogate escape, a document deeper than the limit, invalid UTF-8. Integers of up
+/// to 18 digits are read here; every other number is handed to `serde_json`'s own number
+/// parser, so numbers are bit-for-bit what `serde_json` makes of them.
+struct Scanner<'s> {
+    text: &'s str,
+    pos: usize,
+    tape: Tape<'s>,
+}
+
+impl<'s> Scanner<'s> {
+    fn scan(bytes: &'s [u8], max_depth: usize) -> Option<Tape<'s>> {
+        // The whole body at once (ASCII runs are checked a word at a time); every slice
+        // taken below starts and ends at an ASCII byte, so it is valid UTF-8 too.
+        let text = std::str::from_utf8(bytes).ok()?;
+        let mut scanner = Scanner {
+            text,
+            pos: 0,
+            tape: Tape::wrapper(Tape::capacity_for(bytes)),
+        };
+        scanner.skip_whitespace();
+        scanner.value(max_depth.min(SERDE_MAX_NESTING))?;
+        scanner.skip_whitespace();
+        if scanner.pos != bytes.len() {
+            return None;
+        }
+        scanner.tape.close_wrapper();
+        Some(scanner.tape)
+    }
+
+    fn peek(&self) -> Option<u8> {
+        self.text.as_bytes().get(self.pos).copied()
+    }
+
+    fn skip_whitespace(&mut self) {
+        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.peek() {
+            self.pos += 1;
+        }
+    }
+
+    /// Consumes `word` (a literal) if it is next.
+    fn literal(&mut self, word: &str, slot: Slot<'s>) -> Option<()> {
+        if !self.text.as_bytes()[self.pos..].starts_with(word.as_bytes()) {
+            return None;
+        }
+        self.pos += word.len();
+        self.tape.slots.push(slot);
+        Some(())
+    }
+
+    /// One value; `remaining` arrays or objects may still open (as `Builder::nested`).
+    fn value(&mut self, remaining: usize) -> Option<()> {
+        match self.peek()? {
+            b'{' => self.object(remaining.checked_sub(1)?),
+            b'[' => self.array(remaining.checked_sub(1)?),
+            b'"' => {
+                let s = self.string()?;
+                self.tape.slots.push(Slot::String(s));
+                Some(())
+            }
+            b't' => self.literal("true", Slot::Bool(true)),
+            b'f' => self.literal("false", Slot::Bool(false)),
+            b'n' => self.literal("null", Slot::Null),
+            b'-' | b'0'..=b'9' => self.number(),
+            _ => None,
+        }
+    }
+
+    fn array(&mut self, remaining: usize) -> Option<()> {
+        let at = self.tape.open(Slot::Array { len: 0, end: 0 });
+        self.pos += 1;
+        self.skip_whitespace();
+        let mut len = 0usize;
+        if self.peek()? == b']' {
+            self.pos += 1;
+        } else {
+            loop {
+                self.value(remaining)?;
+                len += 1;
+                self.skip_whitespace();
+                match self.peek()? {
+                    b',' => {
+                        self.pos += 1;
+                        self.skip_whitespace();
+                    }
+                    b']' => {
+                        self.pos += 1;
+                        break;
+                    }
+                    _ => return None,
+                }
+            }
+        }
+        self.tape.close(at, len);
+        Some(())
+    }
+
+    fn object(&mut self, remaining: usize) -> Option<()> {
+        let at = self.tape.open(Slot::Object { len: 0, end: 0 });
+        self.pos += 1;
+        self.skip_whitespace();
+        let mut len = 0usize;
+        if self.peek()? == b'}' {
+            self.pos += 1;
+        } else {
+            loop {
+                if self.peek()? != b'"' {
+                    return None;
+                }
+                let key = self.string()?;
+                self.tape.slots.push(Slot::String(key));
+                self.skip_whitespace();
+                if self.peek()? != b':' {
+                    return None;
+                }
+                self.pos += 1;
+                self.skip_whitespace();
+                self.value(remaining)?;
+                len += 1;
+                self.skip_whitespace();
+                match self.peek()? {
+                    b',' => {
+                        self.pos += 1;
+                        self.skip_whitespace();
+                    }
+                    b'}' => {
+                        self.pos += 1;
+                        break;
+                    }
+                    _ => return None,
+                }
+            }
+        }
+        self.tape.close(at, len);
+        Some(())
+    }
+
+    /// A string (the cursor on its opening quote): borrowed from the text unless it holds
+    /// an escape.
+    fn string(&mut self) -> Option<Cow<'s, str>> {
+        let bytes = self.text.as_bytes();
+        let start = self.pos + 1;
+        let mut i = start;
+        // Eight bytes at a time up to the first quote, backslash or control byte.
+        while let Some(chunk) = bytes.get(i..i + 8) {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(chunk);
+            let found = stops(u64::from_le_bytes(word));
+            if found != 0 {
+                i += (found.trailing_zeros() / 8) as usize;
+                break;
+            }
+            i += 8;
+        }
+        loop {
+            match *bytes.get(i)? {
+                b'"' => {
+                    self.pos = i + 1;
+                    return Some(Cow::Borrowed(&self.text[start..i]));
+                }
+                b'\\' => break,
+                0..=0x1f => return None,
+                _ => i += 1,
+            }
+        }
+        // Escapes: copy the plain run so far, then decode.
+        let mut out = String::with_capacity(i - start + 16);
+        out.push_str(&self.text[start..i]);
+        let mut run = i;
+        loop {
+            match *bytes.get(i)? {
+                b'"' => {
+                    out.push_str(&self.text[run..i]);
+                    self.pos = i + 1;
+                    return Some(Cow::Owned(out));
+                }
+                b'\\' => {
+                    out.push_str(&self.text[run..i]);
+                    let escaped = *bytes.get(i + 1)?;
+                    i += 2;
+                    match escaped {
+                        b'"' => out.push('"'),
+                        b'\\' => out.push('\\'),
+                        b'/' => out.push('/'),
+                        b'b' => out.push('\u{8}'),
+                        b'f' => out.push('\u{c}'),
+                        b'n' => out.push('\n'),
+                        b'r' => out.push('\r'),
+                        b't' => out.push('\t'),
+                        b'u' => {
+                            let (c, used) = unicode_escape(&bytes[i..])?;
+                            out.push(c);
+                            i += used;
+                        }
+                        _ => return None,
+                    }
+                    run = i;
+                }
+                0..=0x1f => return None,
+                _ => i += 1,
+            }
+        }
+    }
+
+    fn number(&mut self) -> Option<()> {
+        let bytes = self.text.as_bytes();
+        let start = self.pos;
+        let mut i = start + usize::from(bytes[start] == b'-');
+        let digits = i;
+        // The magnitude as the digits go by (exact up to 18 digits, used only then).
+        let mut magnitude = 0u64;
+        while let Some(&d @ b'0'..=b'9') = bytes.get(i) {
+            magnitude = magnitude.wrapping_mul(10).wrapping_add(u64::from(d - b'0'));
+            i += 1;
+        }
+        let integer_digits = i - digits;
+        let plain = !matches!(bytes.get(i), Some(b'.' | b'e' | b'E'));
+        if !plain {
+            // The rest of the number: `serde_json` checks the grammar.
+            while let Some(b'0'..=b'9' | b'.' | b'e' | b'E' | b'+' | b'-') = bytes.get(i) {
+                i += 1;
+            }
+        }
+        self.pos = i;
+        let text = &self.text[start..i];
+        let leading_zero = integer_digits > 1 && bytes[digits] == b'0';
+        let number = if plain && (1..=18).contains(&integer_digits) && !leading_zero {
+            // At most 18 digits: fits an `i64` either way, no overflow.
+            match (digits > start, magnitude) {
+                (false, m) => Number::from(m),
+                // `-0` is a float in `serde_json`.
+                (true, 0) => Number::from_f64(-0.0)?,
+                (true, m) => Number::from(-i64::try_from(m).ok()?),
+            }
+        } else {
+            serde_json::from_str::<Number>(text).ok()?
+        };
+        self.tape.slots.push(Slot::Number(number));
+        Some(())
+    }
+}
+
+/// The bytes of `word` (little-endian) that end a plain string run, as a mask with the high
+/// bit of each such byte set: `"`, `\` and controls (below 0x20). The lowest set bit marks
+/// the first one exactly (bits above it may be spurious, from the borrow).
+fn stops(word: u64) -> u64 {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let zero_byte = |v: u64| v.wrapping_sub(ONES) & !v & HIGHS;
+    let quote = zero_byte(word ^ (ONES * u64::from(b'"')));
+    let backslash = zero_byte(word ^ (ONES * u64::from(b'\\')));
+    let control = word.wrapping_sub(ONES * 0x20) & !word & HIGHS;
+    quote | backslash | control
+}
+
+/// The character of a `\u` escape (`bytes` just after the `u`), joining a surrogate pair;
+/// the bytes it used. `None` for bad hex and lone surrogates.
+fn unicode_escape(bytes: &[u8]) -> Option<(char, usize)> {
+    let hex = |b: &[u8]| -> Option<u32> {
+        let digits = std::str::from_utf8(b.get(..4)?).ok()?;
+        if !digits.bytes().all(|d| d.is_ascii_hexdigit()) {
+            return None;
+        }
+        u32::from_str_radix(digits, 16).ok()
+    };
+    let first = hex(bytes)?;
+    match first {
+        0xD800..=0xDBFF => {
+            if bytes.get(4..6)? != b"\\u" {
+                return None;
+            }
+            let second = hex(&bytes[6..])?;
+            if !(0xDC00..=0xDFFF).contains(&second) {
+                return None;
+            }
+            let c = 0x10000 + ((first - 0xD800) << 10) + (second - 0xDC00);
+            Some((char::from_u32(c)?, 10))
+        }
+        0xDC00..=0xDFFF => None,
+        c => Some((char::from_u32(c)?, 4)),
     }
 }
 
@@ -649,6 +962,124 @@ mod tests {
         assert_eq!(ids.len(), 5, "every node has its own identity");
     }
 
+    /// What the scanner makes of `text`, checked against `serde_json`: whatever it takes,
+    /// `serde_json` takes too, with the same tape (slot for slot, numbers bit for bit).
+    fn scan_agrees(text: &[u8], max_depth: usize) -> Option<Tape<'_>> {
+        let fast = Scanner::scan(text, max_depth);
+        if let Some(fast) = &fast {
+            let reference = Tape::parse_with_serde(text, max_depth);
+            assert_eq!(
+                Some(fast),
+                reference.as_ref().ok(),
+                "{:?}",
+                String::from_utf8_lossy(text)
+            );
+            for (a, b) in fast.slots.iter().zip(&reference.expect("parses").slots) {
+                if let (Slot::Number(a), Slot::Number(b)) = (a, b) {
+                    assert_eq!(a.as_f64().map(f64::to_bits), b.as_f64().map(f64::to_bits));
+                    assert_eq!((a.is_u64(), a.is_i64()), (b.is_u64(), b.is_i64()));
+                }
+            }
+        }
+        fast
+    }
+
+    #[test]
+    fn the_scanner_takes_plain_json_as_serde_json_does() {
+        for text in [
+            &br#"{"a": [1, -2, 2.5, true, null, "x"], "b\u0041": {"c": "d\n"}, "e": {}}"#[..],
+            br#""\ud83d\ude00 \u00e9 \/ \b\f\r\t \"\\""#,
+            "\"h\u{e9}llo \u{1F600}\"".as_bytes(),
+            b"0",
+            b"-0",
+            b"-0.0",
+            b"123456789012345678",
+            b"-123456789012345678",
+            b"1234567890123456789",
+            b"18446744073709551615",
+            b"18446744073709551616",
+            b"-9223372036854775808",
+            b"-9223372036854775809",
+            b"1.5E+3",
+            b"2e-308",
+            b"0.1",
+            b" \t\r\n[ ] ",
+            b"[[], {}, [{}]]",
+        ] {
+            let tape = scan_agrees(text, 16);
+            assert!(tape.is_some(), "{:?}", String::from_utf8_lossy(text));
+        }
+    }
+
+    #[test]
+    fn stops_finds_the_first_quote_backslash_or_control_in_a_word() {
+        for at in 0..8 {
+            for stop in [b'"', b'\\', 0x00, 0x1f, b'\n'] {
+                for filler in [b'a', b' ', 0x7f, 0x80, 0xff, b'!', b'#', b'[', b']'] {
+                    let mut word = [filler; 8];
+                    word[at] = stop;
+                    // A second stop later must not hide the first.
+                    if at < 7 {
+                        word[7] = b'"';
+                    }
+                    let found = stops(u64::from_le_bytes(word));
+                    assert_eq!(found.trailing_zeros() / 8, at as u32, "{word:?}");
+                }
+            }
+        }
+        for plain in [
+            *b"abcdefgh",
+            *b"  !#$%&'",
+            [0x20, 0x7f, 0x80, 0xc3, 0xa9, 0xff, 0x5b, 0x5d],
+        ] {
+            assert_eq!(stops(u64::from_le_bytes(plain)), 0, "{plain:?}");
+        }
+    }
+
+    #[test]
+    fn the_scanner_leaves_the_rest_to_serde_json() {
+        // Malformed, or well-formed but past what the scanner handles itself: `serde_json`
+        // decides (and writes the error).
+        for text in [
+            &br#""\ud800""#[..],
+            br#""\udc00 x""#,
+            br#""\ud800\u0041""#,
+            br#""\u12G4""#,
+            b"\"tab\there\"",
+            b"\xEF\xBB\xBF[1]",
+            b"[1] [2]",
+            b"1e400",
+            b"-",
+            b"01",
+            b"1.",
+            b".5",
+            b"+1",
+            b"[1,]",
+            b"{\"a\" 1}",
+            b"{\"a\":1,}",
+            b"{,}",
+            b"tru",
+            b"nulll",
+            b"\"\xff\"",
+        ] {
+            assert!(
+                Scanner::scan(text, 16).is_none(),
+                "{:?}",
+                String::from_utf8_lossy(text)
+            );
+        }
+        // Depth: the same limit as the serde path, and never past `serde_json`'s own.
+        let nested = |n: usize| format!("{}{}", "[".repeat(n), "]".repeat(n)).into_bytes();
+        assert!(scan_agrees(&nested(3), 3).is_some());
+        assert!(Scanner::scan(&nested(4), 3).is_none());
+        assert!(scan_agrees(&nested(127), 500).is_some());
+        assert!(Scanner::scan(&nested(128), 500).is_none());
+        assert!(
+            Tape::parse(&nested(128), 500).is_err(),
+            "serde_json's limit"
+        );
+    }
+
     fn arb_json() -> impl Strategy<Value = Value> {
         let leaf = prop_oneof![
             Just(Value::Null),
@@ -656,7 +1087,7 @@ mod tests {
             any::<i64>().prop_map(Value::from),
             any::<u64>().prop_map(Value::from),
             (-1e12f64..1e12).prop_map(Value::from),
-            "[a-z\"\\\\é\n ]{0,8}".prop_map(Value::String),
+            "[a-z\"\\\\é\n\u{1}\u{7f}\u{1F600}/ ]{0,8}".prop_map(Value::String),
         ];
         leaf.prop_recursive(4, 48, 6, |inner| {
             prop_oneof![
@@ -696,6 +1127,14 @@ mod tests {
         }
 
         #[test]
+        fn the_scanner_takes_every_serialised_document(value in arb_json()) {
+            for text in [serde_json::to_vec(&value), serde_json::to_vec_pretty(&value)] {
+                let text = text.expect("serialises");
+                prop_assert!(scan_agrees(&text, 64).is_some());
+            }
+        }
+
+        #[test]
         fn validators_agree_with_serde_json(value in arb_json()) {
             for schema in schemas() {
                 let on_value = jsonschema::validator_for(&schema).expect("compiles");
@@ -715,6 +1154,74 @@ mod tests {
                 let errors_tape: Vec<String> = on_tape.iter_errors(instance).map(|e| e.to_string()).collect();
                 prop_assert_eq!(errors_tape, errors_value, "schema {}", schema);
             }
+        }
+    }
+
+    /// What the mutation property inserts or swaps in: structure, number and string
+    /// pieces, literals cut short, escapes gone wrong.
+    const EDITS: &[&str] = &[
+        "",
+        ",",
+        ":",
+        "[",
+        "]",
+        "{",
+        "}",
+        "\"",
+        " ",
+        "0",
+        "-",
+        ".",
+        "e",
+        "+",
+        "1e999",
+        "00",
+        "t",
+        "tru",
+        "nul",
+        "\\",
+        "\\u",
+        "\\ud800",
+        "\\uDC00",
+        "\\x",
+        "\u{0}",
+        "\u{1f}",
+        "\u{1F600}",
+        ",]",
+        ",}",
+        "[1,]",
+        "\"a\":",
+        "-0",
+        "1.",
+        ".5",
+    ];
+
+    proptest! {
+        // Edits that break a document are many; the ones that break it subtly (a comma
+        // before a bracket, a digit after a zero) are few: many cases.
+        #![proptest_config(ProptestConfig::with_cases(4096))]
+
+        #[test]
+        fn the_scanner_never_takes_what_serde_json_refuses(
+            value in arb_json(),
+            at in any::<prop::sample::Index>(),
+            edit in prop::sample::select(EDITS),
+            cut in any::<bool>(),
+        ) {
+            // A serialised document with an edit somewhere: mostly malformed, sometimes
+            // still valid.
+            let mut text = serde_json::to_string(&value).expect("serialises");
+            let mut i = at.index(text.len() + 1);
+            while !text.is_char_boundary(i) {
+                i -= 1;
+            }
+            if cut {
+                let end = text[i..].char_indices().nth(1).map_or(text.len(), |(n, _)| i + n);
+                text.replace_range(i..end, edit);
+            } else {
+                text.insert_str(i, edit);
+            }
+            scan_agrees(text.as_bytes(), 8);
         }
     }
 }
