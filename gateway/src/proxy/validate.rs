@@ -153,8 +153,7 @@ enum Held {
 struct Collected {
     status: u16,
     content_type: Option<String>,
-    chunks: Vec<Bytes>,
-    len: usize,
+    chunks: Gathered,
     over: bool,
 }
 
@@ -163,8 +162,7 @@ impl Collected {
         Collected {
             status,
             content_type,
-            chunks: Vec::new(),
-            len: 0,
+            chunks: Gathered::default(),
             over: false,
         }
     }
@@ -173,31 +171,51 @@ impl Collected {
         if self.over || chunk.is_empty() {
             return;
         }
-        self.len += chunk.len();
-        if self.len > RESPONSE_BUFFER_LIMIT {
+        if self.chunks.len + chunk.len() > RESPONSE_BUFFER_LIMIT {
             self.over = true;
-            self.chunks = Vec::new();
+            self.chunks = Gathered::default();
         } else {
             self.chunks.push(chunk.clone());
         }
     }
 
     fn body(&self) -> Bytes {
-        join(&self.chunks, self.len)
+        self.chunks.joined()
     }
 }
 
-/// One buffer from chunks; a single chunk is shared, not copied.
-fn join(chunks: &[Bytes], len: usize) -> Bytes {
-    match chunks {
-        [] => Bytes::new(),
-        [one] => one.clone(),
-        many => {
-            let mut all = BytesMut::with_capacity(len);
-            for c in many {
-                all.extend_from_slice(c);
+/// Chunks of one body, kept until they are needed as one buffer. Most bodies come in one
+/// chunk, which is kept as it is: no vector, no copy.
+#[derive(Debug, Default)]
+struct Gathered {
+    first: Option<Bytes>,
+    more: Vec<Bytes>,
+    len: usize,
+}
+
+impl Gathered {
+    fn push(&mut self, chunk: Bytes) {
+        self.len += chunk.len();
+        if self.first.is_none() {
+            self.first = Some(chunk);
+        } else {
+            self.more.push(chunk);
+        }
+    }
+
+    /// One buffer: the single chunk shared, or every chunk copied into one.
+    fn joined(&self) -> Bytes {
+        match (&self.first, self.more.as_slice()) {
+            (None, _) => Bytes::new(),
+            (Some(one), []) => one.clone(),
+            (Some(first), more) => {
+                let mut all = BytesMut::with_capacity(self.len);
+                all.extend_from_slice(first);
+                for c in more {
+                    all.extend_from_slice(c);
+                }
+                all.freeze()
             }
-            all.freeze()
         }
     }
 }
@@ -300,11 +318,11 @@ async fn read_body(
     declared_len: Option<usize>,
     limit: usize,
 ) -> Result<ReadBody, Refusal> {
-    let mut chunks: Vec<Bytes> = Vec::new();
-    let mut len = 0usize;
+    let mut chunks = Gathered::default();
     let mut buffering = false;
     let mut after_buffering = 0usize;
     loop {
+        let len = chunks.len;
         let remaining = declared_len.map_or(0, |n| n.saturating_sub(len));
         if !buffering && remaining <= REPLAY_WINDOW {
             session.as_downstream_mut().enable_retry_buffering();
@@ -312,10 +330,10 @@ async fn read_body(
         }
         match session.read_request_body().await {
             Ok(Some(chunk)) => {
-                len += chunk.len();
-                if len > limit {
+                let size = len + chunk.len();
+                if size > limit {
                     return Err(Refusal::Rejected(RequestRejection::PayloadTooLarge {
-                        size: len,
+                        size,
                         limit,
                     }));
                 }
@@ -331,13 +349,13 @@ async fn read_body(
             }
         }
     }
-    let replayable = len == 0
+    let replayable = chunks.len == 0
         || (buffering
             && after_buffering > 0
             && after_buffering <= REPLAY_WINDOW
             && !session.as_downstream().retry_buffer_truncated());
     Ok(ReadBody {
-        bytes: join(&chunks, len),
+        bytes: chunks.joined(),
         replayable,
     })
 }
@@ -350,8 +368,8 @@ fn validate_parts(
     body: Option<&[u8]>,
 ) -> Result<(), Refusal> {
     let req = session.req_header();
-    let routed = ctx.routed.as_ref();
-    let lookup = routed.map(|r| {
+    // Routing matched the path already; only path parameters need the match again.
+    let lookup = ctx.routed.as_ref().filter(|_| op.reads_path()).map(|r| {
         r.major
             .lookup(Method::from_http(req.method.as_str()), &r.rest)
     });
@@ -617,12 +635,16 @@ mod tests {
 
     #[test]
     fn chunks_are_joined_without_copying_a_single_one() {
+        let mut g = Gathered::default();
+        assert!(g.joined().is_empty());
         let one = Bytes::from_static(b"abc");
-        let joined = join(std::slice::from_ref(&one), 3);
-        assert_eq!(joined.as_ptr(), one.as_ptr());
-        let two = [Bytes::from_static(b"ab"), Bytes::from_static(b"cd")];
-        assert_eq!(&join(&two, 4)[..], b"abcd");
-        assert!(join(&[], 0).is_empty());
+        g.push(one.clone());
+        assert_eq!(g.joined().as_ptr(), one.as_ptr());
+        assert!(g.more.is_empty(), "one chunk needs no vector");
+        g.push(Bytes::from_static(b"de"));
+        g.push(Bytes::from_static(b"f"));
+        assert_eq!(&g.joined()[..], b"abcdef");
+        assert_eq!(g.len, 6);
     }
 
     #[test]
@@ -632,7 +654,10 @@ mod tests {
         assert!(!c.over);
         c.push(&Bytes::from_static(b"y"));
         assert!(c.over);
-        assert!(c.chunks.is_empty(), "an oversized body is not kept");
+        assert!(
+            c.chunks.first.is_none() && c.chunks.len == 0,
+            "an oversized body is not kept"
+        );
     }
 
     #[test]

@@ -15,15 +15,26 @@ use std::fmt;
 
 /// A media type or range, lower-cased, parameters dropped (`charset` never decides a
 /// match): `application/json`, `application/*`, `*/*`.
+/// Borrowed from the text it was parsed from unless that had to be lower-cased (a request's
+/// `Content-Type` is parsed on every request; declared ranges are kept as `'static`).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct MediaRange {
-    pub(crate) kind: String,
-    pub(crate) subtype: String,
+pub(crate) struct MediaRange<'t> {
+    pub(crate) kind: Cow<'t, str>,
+    pub(crate) subtype: Cow<'t, str>,
 }
 
-impl MediaRange {
+/// `s` in lower case, borrowed when it already is.
+fn lowercase(s: &str) -> Cow<'_, str> {
+    if s.bytes().any(|b| b.is_ascii_uppercase()) {
+        Cow::Owned(s.to_ascii_lowercase())
+    } else {
+        Cow::Borrowed(s)
+    }
+}
+
+impl<'t> MediaRange<'t> {
     /// Parses `type/subtype[; params]`; `None` when it is not of that form.
-    pub(crate) fn parse(text: &str) -> Option<MediaRange> {
+    pub(crate) fn parse(text: &'t str) -> Option<MediaRange<'t>> {
         let essence = text.split(';').next()?.trim();
         let (kind, subtype) = essence.split_once('/')?;
         let valid = |s: &str| {
@@ -35,14 +46,22 @@ impl MediaRange {
             return None;
         }
         Some(MediaRange {
-            kind: kind.to_ascii_lowercase(),
-            subtype: subtype.to_ascii_lowercase(),
+            kind: lowercase(kind),
+            subtype: lowercase(subtype),
         })
+    }
+
+    /// The range, owning its text.
+    pub(crate) fn into_owned(self) -> MediaRange<'static> {
+        MediaRange {
+            kind: Cow::Owned(self.kind.into_owned()),
+            subtype: Cow::Owned(self.subtype.into_owned()),
+        }
     }
 
     /// How specific a declared range is: an exact type beats `type/*`, which beats `*/*`.
     pub(crate) fn specificity(&self) -> u8 {
-        match (self.kind.as_str(), self.subtype.as_str()) {
+        match (&*self.kind, &*self.subtype) {
             ("*", _) => 0,
             (_, "*") => 1,
             _ => 2,
@@ -50,8 +69,8 @@ impl MediaRange {
     }
 
     /// Whether this (declared) range covers an actual content type.
-    pub(crate) fn covers(&self, actual: &MediaRange) -> bool {
-        match (self.kind.as_str(), self.subtype.as_str()) {
+    pub(crate) fn covers(&self, actual: &MediaRange<'_>) -> bool {
+        match (&*self.kind, &*self.subtype) {
             ("*", _) => true,
             (k, "*") => k == actual.kind,
             (k, s) => k == actual.kind && s == actual.subtype,
@@ -60,7 +79,7 @@ impl MediaRange {
 
     /// How a body of this (actual) type is read.
     pub(crate) fn body_kind(&self) -> BodyKind {
-        match (self.kind.as_str(), self.subtype.as_str()) {
+        match (&*self.kind, &*self.subtype) {
             ("application", "json") => BodyKind::Json,
             (_, s) if s.ends_with("+json") => BodyKind::Json,
             ("application", "x-www-form-urlencoded") => BodyKind::Form,

@@ -232,7 +232,7 @@ struct CompiledBody {
 
 #[derive(Debug, Clone)]
 struct CompiledMedia {
-    range: MediaRange,
+    range: MediaRange<'static>,
     shape: Shape,
     validator: Option<CompiledSchema>,
 }
@@ -301,6 +301,12 @@ impl CompiledOperation {
         self.params
             .iter()
             .any(|p| matches!(p.location, ParamIn::Header | ParamIn::Cookie))
+    }
+
+    /// Whether the operation has path parameters: only then does
+    /// [`RequestParts::path_params`] need to be filled.
+    pub fn reads_path(&self) -> bool {
+        self.params.iter().any(|p| p.location == ParamIn::Path)
     }
 
     /// Whether responses are checked ([`CompileOptions::validate_responses`]).
@@ -439,11 +445,11 @@ impl CompiledOperation {
 
     /// The most specific declared media type covering `content_type`, with the parsed
     /// actual type.
-    fn match_media<'m>(
+    fn match_media<'m, 't>(
         &self,
         media: &'m [CompiledMedia],
-        content_type: &str,
-    ) -> Option<(&'m CompiledMedia, MediaRange)> {
+        content_type: &'t str,
+    ) -> Option<(&'m CompiledMedia, MediaRange<'t>)> {
         let actual = MediaRange::parse(content_type)?;
         media
             .iter()
@@ -455,7 +461,7 @@ impl CompiledOperation {
     fn check_body(
         &self,
         media: &CompiledMedia,
-        actual: &MediaRange,
+        actual: &MediaRange<'_>,
         content_type: Option<&str>,
         bytes: &[u8],
         errors: &mut Vec<FieldError>,
@@ -778,7 +784,7 @@ struct ParamPlan {
 
 #[derive(Debug)]
 struct MediaPlan {
-    range: MediaRange,
+    range: MediaRange<'static>,
     shape: Shape,
     schema: Option<SchemaUse>,
 }
@@ -965,7 +971,7 @@ impl<'d> Build<'d> {
         let mut out = Vec::with_capacity(content.len());
         let mut declared = Vec::with_capacity(content.len());
         for m in content {
-            let Some(range) = MediaRange::parse(&m.media_type) else {
+            let Some(range) = MediaRange::parse(&m.media_type).map(MediaRange::into_owned) else {
                 errors.push(CompileError::InvalidMediaType {
                     operation: operation.to_owned(),
                     pointer: m.pointer.clone(),
