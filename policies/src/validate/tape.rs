@@ -201,9 +201,8 @@ const SERDE_MAX_NESTING: usize = 127;
 /// The fast path of [`Tape::parse`]: one pass over the bytes straight onto the tape,
 /// without `serde`'s visitor calls. It takes RFC 8259 JSON as `serde_json` reads it and
 /// gives up (`None`) at the first thing it does not handle itself: any syntax error, a
-/// lone surrogate escape, a document deeper than the limit, invalid UTF-8. Integers of up
-/// to 18 digits are read here; every other number is handed to `serde_json`'s own number
-/// parser, so numbers are bit-for-bit what `serde_json` makes of them.
+/// lone surrogate escape, a document deeper than the limit, invalid UTF-8, a float out of
+/// range. Numbers are bit-for-bit what `serde_json` makes of them (see [`Scanner::number`]).
 struct Scanner<'s> {
     text: &'s str,
     pos: usize,
@@ -404,31 +403,61 @@ impl<'s> Scanner<'s> {
         }
     }
 
+    /// A number, checked against RFC 8259's grammar here. Integers of up to 18 digits are
+    /// exact in an `i64` or `u64` and made here; fractions and exponents are parsed by the
+    /// standard library, correctly rounded as `serde_json` is (the workspace builds it with
+    /// `float_roundtrip`), so the two agree bit for bit; longer integers go to `serde_json`.
     fn number(&mut self) -> Option<()> {
         let bytes = self.text.as_bytes();
+        let digits_at = |i: usize| bytes.get(i).is_some_and(u8::is_ascii_digit);
         let start = self.pos;
-        let mut i = start + usize::from(bytes[start] == b'-');
-        let digits = i;
+        let negative = bytes[start] == b'-';
+        let int_start = start + usize::from(negative);
+        let mut i = int_start;
         // The magnitude as the digits go by (exact up to 18 digits, used only then).
         let mut magnitude = 0u64;
-        while let Some(&d @ b'0'..=b'9') = bytes.get(i) {
-            magnitude = magnitude.wrapping_mul(10).wrapping_add(u64::from(d - b'0'));
-            i += 1;
+        match bytes.get(i)? {
+            b'0' => i += 1,
+            b'1'..=b'9' => {
+                while let Some(&d @ b'0'..=b'9') = bytes.get(i) {
+                    magnitude = magnitude.wrapping_mul(10).wrapping_add(u64::from(d - b'0'));
+                    i += 1;
+                }
+            }
+            _ => return None,
         }
-        let integer_digits = i - digits;
-        let plain = !matches!(bytes.get(i), Some(b'.' | b'e' | b'E'));
-        if !plain {
-            // The rest of the number: `serde_json` checks the grammar.
-            while let Some(b'0'..=b'9' | b'.' | b'e' | b'E' | b'+' | b'-') = bytes.get(i) {
+        let integer_digits = i - int_start;
+        let mut float = false;
+        if bytes.get(i) == Some(&b'.') {
+            i += 1;
+            if !digits_at(i) {
+                return None;
+            }
+            while digits_at(i) {
                 i += 1;
             }
+            float = true;
+        }
+        if let Some(b'e' | b'E') = bytes.get(i) {
+            i += 1;
+            if let Some(b'+' | b'-') = bytes.get(i) {
+                i += 1;
+            }
+            if !digits_at(i) {
+                return None;
+            }
+            while digits_at(i) {
+                i += 1;
+            }
+            float = true;
         }
         self.pos = i;
         let text = &self.text[start..i];
-        let leading_zero = integer_digits > 1 && bytes[digits] == b'0';
-        let number = if plain && (1..=18).contains(&integer_digits) && !leading_zero {
-            // At most 18 digits: fits an `i64` either way, no overflow.
-            match (digits > start, magnitude) {
+        let number = if float {
+            // Out of range is an error in `serde_json` (`None` here: it writes the error).
+            Number::from_f64(text.parse::<f64>().ok().filter(|f| f.is_finite())?)?
+        } else if integer_digits <= 18 {
+            match (negative, magnitude) {
                 (false, m) => Number::from(m),
                 // `-0` is a float in `serde_json`.
                 (true, 0) => Number::from_f64(-0.0)?,
@@ -1003,6 +1032,14 @@ mod tests {
             b"1.5E+3",
             b"2e-308",
             b"0.1",
+            b"1e-400",
+            b"5e-324",
+            b"1.7976931348623157e308",
+            b"0.30000000000000004",
+            b"123.456e-7",
+            b"-1.5e+300",
+            b"1E2",
+            b"[0.5,-0e0,1e0]",
             b" \t\r\n[ ] ",
             b"[[], {}, [{}]]",
         ] {
@@ -1049,6 +1086,13 @@ mod tests {
             b"\xEF\xBB\xBF[1]",
             b"[1] [2]",
             b"1e400",
+            b"1E400",
+            b"-1e309",
+            b"1.e5",
+            b"1e",
+            b"1e+",
+            b"00.5",
+            b"-01",
             b"-",
             b"01",
             b"1.",
@@ -1195,6 +1239,21 @@ mod tests {
         "1.",
         ".5",
     ];
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2048))]
+
+        #[test]
+        fn the_scanner_reads_decimals_as_serde_json_does(
+            text in "-?(0|[1-9][0-9]{0,24})(\\.[0-9]{1,25})?([eE][+-]?[0-9]{1,3})?",
+        ) {
+            // Agreement, bit for bit, is checked in `scan_agrees`; and a number both take or
+            // both refuse (out of range).
+            let fast = scan_agrees(text.as_bytes(), 8);
+            let reference = Tape::parse_with_serde(text.as_bytes(), 8);
+            prop_assert_eq!(fast.is_some(), reference.is_ok(), "{}", text);
+        }
+    }
 
     proptest! {
         // Edits that break a document are many; the ones that break it subtly (a comma
