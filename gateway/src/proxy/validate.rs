@@ -341,6 +341,11 @@ async fn read_body(
                     after_buffering += chunk.len();
                 }
                 chunks.push(chunk);
+                // Done (the `Content-Length` reached, or the last chunk read): asking again
+                // would only return `None`, through another timed read.
+                if session.is_body_done() {
+                    break;
+                }
             }
             Ok(None) => break,
             Err(e) => {
