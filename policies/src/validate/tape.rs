@@ -252,8 +252,8 @@ impl<'s> Scanner<'s> {
     /// One value; `remaining` arrays or objects may still open (as `Builder::nested`).
     fn value(&mut self, remaining: usize) -> Option<()> {
         match self.peek()? {
-            b'{' => self.object(remaining.checked_sub(1)?),
-            b'[' => self.array(remaining.checked_sub(1)?),
+            b'{' => self.container(Slot::Object { len: 0, end: 0 }, remaining.checked_sub(1)?),
+            b'[' => self.container(Slot::Array { len: 0, end: 0 }, remaining.checked_sub(1)?),
             b'"' => {
                 let s = self.string()?;
                 self.tape.slots.push(Slot::String(s));
@@ -267,15 +267,21 @@ impl<'s> Scanner<'s> {
         }
     }
 
-    fn array(&mut self, remaining: usize) -> Option<()> {
-        let at = self.tape.open(Slot::Array { len: 0, end: 0 });
+    /// An array or an object (`header` says which; the cursor on its opening bracket).
+    fn container(&mut self, header: Slot<'s>, remaining: usize) -> Option<()> {
+        let object = matches!(header, Slot::Object { .. });
+        let close = if object { b'}' } else { b']' };
+        let at = self.tape.open(header);
         self.pos += 1;
         self.skip_whitespace();
         let mut len = 0usize;
-        if self.peek()? == b']' {
+        if self.peek()? == close {
             self.pos += 1;
         } else {
             loop {
+                if object {
+                    self.key()?;
+                }
                 self.value(remaining)?;
                 len += 1;
                 self.skip_whitespace();
@@ -284,7 +290,7 @@ impl<'s> Scanner<'s> {
                         self.pos += 1;
                         self.skip_whitespace();
                     }
-                    b']' => {
+                    c if c == close => {
                         self.pos += 1;
                         break;
                     }
@@ -296,43 +302,19 @@ impl<'s> Scanner<'s> {
         Some(())
     }
 
-    fn object(&mut self, remaining: usize) -> Option<()> {
-        let at = self.tape.open(Slot::Object { len: 0, end: 0 });
+    /// A member's key and its colon, up to the value.
+    fn key(&mut self) -> Option<()> {
+        if self.peek()? != b'"' {
+            return None;
+        }
+        let key = self.string()?;
+        self.tape.slots.push(Slot::String(key));
+        self.skip_whitespace();
+        if self.peek()? != b':' {
+            return None;
+        }
         self.pos += 1;
         self.skip_whitespace();
-        let mut len = 0usize;
-        if self.peek()? == b'}' {
-            self.pos += 1;
-        } else {
-            loop {
-                if self.peek()? != b'"' {
-                    return None;
-                }
-                let key = self.string()?;
-                self.tape.slots.push(Slot::String(key));
-                self.skip_whitespace();
-                if self.peek()? != b':' {
-                    return None;
-                }
-                self.pos += 1;
-                self.skip_whitespace();
-                self.value(remaining)?;
-                len += 1;
-                self.skip_whitespace();
-                match self.peek()? {
-                    b',' => {
-                        self.pos += 1;
-                        self.skip_whitespace();
-                    }
-                    b'}' => {
-                        self.pos += 1;
-                        break;
-                    }
-                    _ => return None,
-                }
-            }
-        }
-        self.tape.close(at, len);
         Some(())
     }
 
